@@ -1,0 +1,75 @@
+"""One exception tree for taskqueue: every error a user can catch derives from TaskQueueError."""
+
+from __future__ import annotations
+
+
+class TaskQueueError(Exception):
+    """Root of every error raised by taskqueue."""
+
+
+class ConfigError(TaskQueueError):
+    """A setting is missing, mistyped, out of range or unknown."""
+
+
+class BrokerError(TaskQueueError):
+    """Redis refused an operation or answered something unexpected."""
+
+
+class ScriptError(BrokerError):
+    """A Lua script returned a named error status."""
+
+
+class LeaseLost(BrokerError):
+    """The caller no longer holds the lease of a job (another worker owns it now)."""
+
+
+class EnqueueError(TaskQueueError):
+    """A job could not be enqueued: bad arguments, queue name, task name or size."""
+
+
+class UnknownTask(EnqueueError):
+    """No task is registered under the given name."""
+
+
+class InvalidQueueName(EnqueueError):
+    """A queue name does not match ``[A-Za-z0-9_.:-]{1,128}``."""
+
+
+class PayloadTooLarge(EnqueueError):
+    """The encoded job payload exceeds the configured limit."""
+
+
+class SerializationError(EnqueueError):
+    """Arguments or a result could not be encoded as MessagePack."""
+
+
+class RegistryError(TaskQueueError):
+    """Two different tasks were registered under one name."""
+
+
+class TaskFailed(TaskQueueError):
+    """A job ended without success; carries the remote error and its state."""
+
+    def __init__(self, job_id: str, state: str, error: str | None, traceback: str | None = None):
+        self.job_id = job_id
+        self.state = state
+        self.error = error
+        self.traceback = traceback
+        super().__init__(f"job {job_id} {state}: {error}")
+
+
+class JobNotFound(TaskQueueError):
+    """No job with this id exists (never enqueued, or its record expired)."""
+
+
+class Retry(Exception):  # noqa: N818 - a control-flow signal raised by task code
+    """Raise inside a task to ask for a retry, optionally after ``delay`` seconds."""
+
+    def __init__(self, delay: float | None = None, reason: str = "retry requested"):
+        self.delay = delay
+        self.reason = reason
+        super().__init__(reason)
+
+
+class Reject(Exception):  # noqa: N818 - a control-flow signal raised by task code
+    """Raise inside a task to send the job straight to the dead letter, without retries."""
