@@ -1,0 +1,299 @@
+"""Every taskqueue setting, declared exactly once.
+
+Duties:
+1. Declare each setting (section, key, type, default, doc, validation, CLI flag, env aliases).
+2. Derive from that one declaration the file key (``section.key``), the environment
+   variable (``TASKQUEUE_<SECTION>__<KEY>``), the CLI flag and the allowed-values text.
+3. Check one value against its declaration (``Setting.check``).
+4. Add the flag-bearing settings to an ``argparse`` parser (``add_cli_flags``).
+
+Loading, precedence and cross-setting rules live in ``loader.py``; docs in ``docs.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from taskqueue.redact import redact_url
+
+ENV_PREFIX = "TASKQUEUE_"
+QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_IDENT_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_.]*)?")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "compact", "pretty")
+SECTION_ALIASES = {"actix": "web"}
+TYPE_NAMES = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "list of strings",
+}
+
+Validator = Callable[[Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. ``validator`` returns None when the value is fine, else what is allowed."""
+
+    section: str
+    key: str
+    type: type
+    default: Any
+    doc: str
+    choices: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    validator: Validator | None = None
+    cli: tuple[str, ...] | None = None
+    env_aliases: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # older file key paths that load into this setting
+    normalize: Callable[[Any], Any] | None = None
+    secret: bool = False
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.key}"
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.path.replace(".", "__").upper()
+
+    @property
+    def dest(self) -> str:
+        """The argparse attribute name: ``workers.initial_count`` -> ``workers__initial_count``."""
+        return self.path.replace(".", "__")
+
+    @property
+    def type_name(self) -> str:
+        return TYPE_NAMES[self.type]
+
+    def allowed(self) -> str:
+        """Human description of the allowed values, used in errors and docs."""
+        parts = [self.type_name]
+        if self.choices:
+            parts.append("one of " + ", ".join(self.choices))
+        if self.min is not None and self.max is not None:
+            parts.append(f"between {_num(self.min)} and {_num(self.max)}")
+        elif self.min is not None:
+            parts.append(f">= {_num(self.min)}")
+        elif self.max is not None:
+            parts.append(f"<= {_num(self.max)}")
+        if self.validator is not None and self.validator.__doc__:
+            parts.append(self.validator.__doc__.strip())
+        return ", ".join(parts)
+
+    def check(self, value: Any) -> str | None:
+        """Return None if ``value`` (already of ``self.type``) is allowed, else ``allowed()``."""
+        if self.choices is not None and value not in self.choices:
+            return self.allowed()
+        if self.min is not None and value < self.min:
+            return self.allowed()
+        if self.max is not None and value > self.max:
+            return self.allowed()
+        if self.validator is not None and self.validator(value) is not None:
+            return self.allowed()
+        return None
+
+    def display(self, value: Any) -> Any:
+        """The value as it may be shown in logs, errors and ``as_dict(redacted=True)``."""
+        if self.secret:
+            return "***" if value else value
+        if self.key == "url" and isinstance(value, str):
+            return redact_url(value)
+        return value
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _redis_url(value: str) -> str | None:
+    """a redis://, rediss:// or unix:// URL"""
+    return None if re.match(r"(rediss?|unix)://\S+$", value) else "bad url"
+
+
+def _queue_list(value: list[str]) -> str | None:
+    """at least one queue; each name matching [A-Za-z0-9_.:-]{1,128}"""
+    ok = value and all(QUEUE_NAME_RE.fullmatch(q) for q in value)
+    return None if ok else "bad queue name"
+
+
+def _identifier(value: str) -> str | None:
+    """matching [A-Za-z0-9_.:-]{1,64}"""
+    return None if _IDENT_RE.fullmatch(value) else "bad identifier"
+
+
+def _modules(value: list[str]) -> str | None:
+    """dotted module paths such as myapp.tasks"""
+    return None if all(_MODULE_RE.fullmatch(m) for m in value) else "bad module"
+
+
+def _route(value: str) -> str | None:
+    """a path starting with /"""
+    return None if value.startswith("/") and " " not in value else "bad route"
+
+
+def _upper(value: str) -> str:
+    return value.upper()
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+S = Setting
+RATE = {"min": 0.0, "max": 1.0}
+TRIG = "autoscaler.scaling_triggers"
+SLA = "autoscaler.target_sla"
+
+# fmt: off
+SETTINGS: list[Setting] = [
+    # [redis]
+    S("redis", "url", str, "redis://127.0.0.1:6379", "Redis server URL; credentials in it are never logged.",
+      validator=_redis_url, cli=("--redis-url", "-r"), env_aliases=("REDIS_URL",)),
+    S("redis", "pool_size", int, 10, "Maximum connections in each process's connection pool.", min=1, max=10000),
+    S("redis", "connection_timeout", float, 5.0, "Seconds to wait for a TCP connection to Redis.", min=0.1, max=3600),
+    S("redis", "command_timeout", float, 5.0, "Seconds to wait for the reply to one Redis command.", min=0.1, max=3600),
+    S("redis", "key_prefix", str, "tq", "Prefix of every Redis key taskqueue writes.", validator=_identifier),
+    S("redis", "namespace", str, "default", "Namespace inside the prefix, so several apps can share one Redis.",
+      validator=_identifier),
+    # [workers]
+    S("workers", "initial_count", int, 4, "Worker processes the supervisor starts with.", min=1, max=1024,
+      cli=("--workers", "-w")),
+    S("workers", "max_concurrent_tasks", int, 10, "Jobs one worker process may run at the same time.",
+      min=1, max=10000, cli=("--max-concurrent-tasks",)),
+    S("workers", "heartbeat_interval", float, 5.0, "Seconds between two heartbeats of a worker process.",
+      min=0.1, max=3600),
+    S("workers", "shutdown_grace_period", float, 30.0,
+      "Seconds a worker may spend finishing its jobs after SIGTERM before it is killed.", min=0, max=86400,
+      cli=("--graceful-timeout",)),
+    S("workers", "queues", list, ["high_priority", "default", "low_priority"],
+      "Queues to consume, highest priority first (CLI: comma-separated).", validator=_queue_list,
+      cli=("--queues", "-q")),
+    S("workers", "imports", list, [], "Modules imported at start-up to register tasks (CLI: repeatable).",
+      validator=_modules, cli=("--import", "-i")),
+    S("workers", "max_tasks_per_child", int, 0, "Jobs after which a worker process is replaced; 0 = unlimited.",
+      min=0, cli=("--max-tasks-per-child",)),
+    S("workers", "max_memory_per_child", int, 0,
+      "Resident memory (MiB) above which a worker process is replaced after its job; 0 = unlimited.",
+      min=0, cli=("--max-memory-per-child",)),
+    S("workers", "worker_prefix", str, "worker", "Prefix of worker ids (`<prefix>-<host>-<pid>`).",
+      validator=_identifier, cli=("--worker-prefix",)),
+    S("workers", "lease_seconds", float, 30.0,
+      "Seconds a fetched job stays leased to its worker; the lease is extended while the job runs.",
+      min=1, max=86400),
+    S("workers", "max_stalls", int, 1,
+      "Times a job may be recovered from an expired lease before it is moved to the dead letter.", min=0),
+    S("workers", "hung_timeout", float, 60.0,
+      "Seconds without a heartbeat after which the supervisor kills a worker process; 0 = never.", min=0),
+    # [autoscaler]
+    S("autoscaler", "enabled", bool, False, "Let the supervisor grow and shrink the worker count.",
+      cli=("--enable-autoscaler", "-a")),
+    S("autoscaler", "min_workers", int, 1, "Fewest worker processes the autoscaler keeps.", min=1, max=1024,
+      cli=("--autoscaler-min-workers",)),
+    S("autoscaler", "max_workers", int, 10, "Most worker processes the autoscaler starts.", min=1, max=1024,
+      cli=("--autoscaler-max-workers",)),
+    S("autoscaler", "scale_up_count", int, 1, "Workers added in one scale-up step.", min=1, max=1024),
+    S("autoscaler", "scale_down_count", int, 1, "Workers removed in one scale-down step.", min=1, max=1024),
+    S("autoscaler", "scale_up_threshold", float, 5.0,
+      "Older flat key: waiting jobs per worker above which the autoscaler adds workers.", min=0,
+      cli=("--autoscaler-scale-up-threshold",)),
+    S("autoscaler", "scale_down_threshold", float, 1.0,
+      "Older flat key: waiting jobs per worker below which the autoscaler removes workers.", min=0),
+    # [autoscaler.scaling_triggers]
+    S(TRIG, "queue_pressure_threshold", float, 0.75, "Weighted queue depth per worker that signals scale-up.",
+      min=0),
+    S(TRIG, "worker_utilization_threshold", float, 0.80, "Busy fraction of workers that signals scale-up.", **RATE),
+    S(TRIG, "task_complexity_threshold", float, 1.5,
+      "Ratio of recent to typical job duration that signals scale-up.", min=0),
+    S(TRIG, "error_rate_threshold", float, 0.05, "Failure fraction above which scale-up is held back.", **RATE),
+    S(TRIG, "memory_pressure_threshold", float, 512.0, "Memory per worker (MiB) that signals pressure.", min=0),
+    S(TRIG, "enable_adaptive_thresholds", bool, False, "Tune the thresholds towards the SLA targets over time."),
+    S(TRIG, "learning_rate", float, 0.1, "Step size of adaptive threshold tuning.", **RATE),
+    S(TRIG, "adaptation_window_minutes", int, 30, "Minutes of history adaptive tuning looks at.", min=1),
+    S(TRIG, "scale_up_cooldown_seconds", float, 60.0, "Seconds after a scaling step before the next scale-up.",
+      min=0, aliases=("autoscaler.scale_up_cooldown",)),
+    S(TRIG, "scale_down_cooldown_seconds", float, 300.0,
+      "Seconds after a scaling step before the next scale-down.", min=0,
+      aliases=("autoscaler.scale_down_cooldown",)),
+    S(TRIG, "consecutive_signals_required", int, 2, "Consecutive identical signals needed before scaling.",
+      min=1, max=1000, cli=("--autoscaler-consecutive-signals",)),
+    # [autoscaler.target_sla]
+    S(SLA, "max_p95_latency_ms", float, 5000.0, "Target 95th percentile job latency (ms).", min=0),
+    S(SLA, "min_success_rate", float, 0.95, "Target fraction of jobs that succeed.", **RATE),
+    S(SLA, "max_queue_wait_time_ms", float, 10000.0, "Target longest wait in a queue (ms).", min=0),
+    S(SLA, "target_worker_utilization", float, 0.70, "Target busy fraction of workers.", **RATE),
+    # [scheduler], [auto_register]
+    S("scheduler", "enabled", bool, False, "Run the scheduler that moves delayed jobs to their queues.",
+      cli=("--enable-scheduler", "-s")),
+    S("auto_register", "enabled", bool, True, "Register tasks decorated with @task when their module is imported."),
+    # [web] (alias [actix])
+    S("web", "auto_configure_routes", bool, True, "Mount the taskqueue HTTP routes automatically."),
+    S("web", "route_prefix", str, "/taskqueue", "URL prefix of the HTTP routes.", validator=_route),
+    S("web", "enable_metrics", bool, True, "Serve the metrics endpoint."),
+    S("web", "enable_health_check", bool, True, "Serve the health-check endpoint."),
+    S("web", "bind", str, "127.0.0.1", "Address the HTTP endpoints listen on."),
+    S("web", "port", int, 8080, "Port the HTTP endpoints listen on.", min=1, max=65535),
+    S("web", "token", str, "", "Bearer token required by the HTTP endpoints; empty = none. Never logged.",
+      secret=True),
+    # [metrics]
+    S("metrics", "enabled", bool, True, "Collect and export metrics."),
+    S("metrics", "export_interval", float, 60.0, "Seconds between two metric exports.", min=1, max=86400),
+    S("metrics", "collect_scaling_metrics", bool, True, "Record autoscaler inputs and decisions."),
+    S("metrics", "collect_sla_metrics", bool, True, "Record latency and success rate against the SLA targets."),
+    S("metrics", "collect_adaptive_threshold_metrics", bool, False, "Record adaptive threshold changes."),
+    # [logging]
+    S("logging", "level", str, "INFO", "Log level (case-insensitive).", choices=LOG_LEVELS,
+      cli=("--log-level",), env_aliases=("LOG_LEVEL",), normalize=_upper),
+    S("logging", "format", str, "compact", "Log line format.", choices=LOG_FORMATS, cli=("--log-format",),
+      env_aliases=("LOG_FORMAT",), normalize=_lower),
+    S("logging", "enable_task_lifecycle", bool, True, "Log every job lifecycle event (started, succeeded, ...)."),
+    S("logging", "enable_performance_monitoring", bool, False, "Log job durations and resource use."),
+    S("logging", "enable_error_chain_analysis", bool, True, "Attach the exception chain to failure records."),
+    # [alerts]
+    S("alerts", "max_queue_pressure_score", float, 2.0, "Alert when queue pressure exceeds this.", min=0),
+    S("alerts", "min_worker_utilization", float, 0.10, "Alert when workers are busier than this less often.",
+      **RATE),
+    S("alerts", "max_worker_utilization", float, 0.95, "Alert when worker utilization exceeds this.", **RATE),
+    S("alerts", "max_scaling_frequency_per_hour", int, 10, "Alert when the autoscaler scales more often.", min=0),
+    # [limits]
+    S("limits", "max_payload_bytes", int, 1024 * 1024, "Largest encoded job payload accepted by enqueue.",
+      min=1024, max=512 * 1024 * 1024),
+]
+# fmt: on
+
+BY_PATH: dict[str, Setting] = {s.path: s for s in SETTINGS}
+ALIAS_PATHS: dict[str, Setting] = {a: s for s in SETTINGS for a in s.aliases}
+SECTIONS: list[str] = list(dict.fromkeys(s.section for s in SETTINGS))
+
+
+_METAVARS = {int: "N", float: "NUM"}
+
+
+def add_cli_flags(parser: argparse.ArgumentParser) -> None:
+    """Add every flag-bearing setting to ``parser``; flags not given are absent from the result.
+
+    The attribute name is ``Setting.dest`` (``workers.initial_count`` -> ``workers__initial_count``).
+    Values stay strings (lists: one string per occurrence); ``TaskQueueConfig.load`` parses them.
+    """
+    for s in SETTINGS:
+        if not s.cli:
+            continue
+        help_text = f"{s.doc} [{s.path}; env {s.env}]".replace("%", "%%")
+        kwargs: dict[str, Any] = {"dest": s.dest, "default": argparse.SUPPRESS, "help": help_text}
+        if s.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif s.type is list:
+            kwargs.update(action="append", metavar=s.key.upper().rstrip("S"))
+        else:
+            kwargs["metavar"] = _METAVARS.get(s.type, s.key.upper())
+            if s.choices is not None:
+                kwargs["metavar"] = "{" + ",".join(s.choices) + "}"
+        parser.add_argument(*s.cli, **kwargs)
