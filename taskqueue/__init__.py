@@ -1,0 +1,24 @@
+"""taskqueue: a Redis task queue for production services.
+
+    from taskqueue import TaskQueue, Task, task, queue_names
+"""
+
+from . import queue_names
+from .client import AsyncTaskQueue, TaskQueue
+from .errors import Reject, Retry, TaskFailed, TaskQueueError
+from .task import Task, task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncTaskQueue",
+    "Reject",
+    "Retry",
+    "Task",
+    "TaskFailed",
+    "TaskQueue",
+    "TaskQueueError",
+    "__version__",
+    "queue_names",
+    "task",
+]

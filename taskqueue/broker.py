@@ -1,0 +1,267 @@
+"""Typed calls of the Lua scripts: each method builds one script call and says how to read the
+answer. Pure (no I/O), so the sync client, the asyncio client, the worker and the master all
+share it and run the calls with their own connection (see ``runner.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .keys import Keys
+
+#: Longest a lease lasts without an extension (ms). The holder extends it every third of this.
+DEFAULT_LEASE_MS = 30_000
+#: Times a job may lose its worker before it goes to the dead letter as "worker lost".
+DEFAULT_MAX_STALLS = 3
+#: Dead-letter retention: most entries, and oldest entry (ms).
+DEFAULT_DEAD_MAX = 10_000
+DEFAULT_DEAD_AGE_MS = 7 * 24 * 3600 * 1000
+#: How long an idempotency key keeps returning its first job (ms).
+DEFAULT_IDEM_TTL_MS = 24 * 3600 * 1000
+#: Scheduled jobs promoted per queue per fetch, and expired leases recovered per queue per call.
+PROMOTE_BATCH = 1000
+RECOVER_BATCH = 1000
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One script invocation and how to turn its reply into a Python value."""
+
+    script: str
+    keys: list[str]
+    args: list[Any]
+    parse: Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job ready to enqueue: everything the enqueue script stores."""
+
+    id: str
+    task: str
+    queue: str
+    payload: bytes
+    max_retries: int
+    timeout_ms: int
+    delay_ms: int
+    at_ms: int
+    key: str | None
+    dead_letter: bool
+    ttl_ms: int
+
+
+@dataclass(slots=True)
+class Leased:
+    """A job handed to a worker by fetch."""
+
+    id: str
+    task: str
+    queue: str
+    payload: bytes
+    attempts: int
+    failures: int
+    max_retries: int
+    timeout_ms: int
+    wait_ms: int
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    now_ms: int
+    next_due_ms: int
+    jobs: list[Leased]
+
+
+class Broker:
+    """Builds script calls for one namespace."""
+
+    def __init__(
+        self,
+        keys: Keys,
+        *,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        max_stalls: int = DEFAULT_MAX_STALLS,
+        dead_max: int = DEFAULT_DEAD_MAX,
+        dead_age_ms: int = DEFAULT_DEAD_AGE_MS,
+        idem_ttl_ms: int = DEFAULT_IDEM_TTL_MS,
+    ) -> None:
+        self.keys = keys
+        self.lease_ms = lease_ms
+        self.max_stalls = max_stalls
+        self.dead_max = dead_max
+        self.dead_age_ms = dead_age_ms
+        self.idem_ttl_ms = idem_ttl_ms
+
+    # -- producers -------------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob]) -> Call:
+        k = self.keys
+        keys = [k.stats, k.queues]
+        args: list[Any] = [len(jobs), self.idem_ttl_ms]
+        for j in jobs:
+            keys += [
+                k.job(j.id),
+                k.ready(j.queue),
+                k.scheduled(j.queue),
+                k.wake(j.queue),
+                k.idem(j.key) if j.key else k.job(j.id),
+            ]
+            args += [
+                j.id,
+                j.task,
+                j.queue,
+                j.payload,
+                j.max_retries,
+                j.timeout_ms,
+                j.delay_ms,
+                j.at_ms,
+                1 if j.key else 0,
+                1 if j.dead_letter else 0,
+                j.ttl_ms,
+            ]
+
+        def parse(raw: list) -> list[tuple[str, bool]]:
+            return [(_s(raw[i]), bool(raw[i + 1])) for i in range(0, len(raw), 2)]
+
+        return Call("enqueue", keys, args, parse)
+
+    # -- workers ---------------------------------------------------------------------------
+    def fetch(self, queues: Sequence[str], n: int, token: str, worker: str) -> Call:
+        k = self.keys
+        keys = [k.paused, k.stats]
+        for q in queues:
+            keys += [k.ready(q), k.scheduled(q), k.active(q), k.wake(q)]
+        args = [n, self.lease_ms, token, worker, k.base, PROMOTE_BATCH, *queues]
+
+        def parse(raw: list) -> FetchResult:
+            jobs = [
+                Leased(
+                    _s(raw[i]),
+                    _s(raw[i + 1]),
+                    _s(raw[i + 2]),
+                    raw[i + 3],
+                    raw[i + 4],
+                    raw[i + 5],
+                    raw[i + 6],
+                    raw[i + 7],
+                    raw[i + 8],
+                    token,
+                )
+                for i in range(2, len(raw), 9)
+            ]
+            return FetchResult(raw[0], raw[1], jobs)
+
+        return Call("fetch", keys, args, parse)
+
+    def ack(self, done: Sequence[tuple[Leased, bytes]]) -> Call:
+        k = self.keys
+        keys = [k.stats]
+        args: list[Any] = []
+        for job, result in done:
+            keys += [k.job(job.id), k.active(job.queue), k.done(job.id)]
+            args += [job.token, result]
+        return Call("ack", keys, args, lambda raw: [bool(x) for x in raw])
+
+    def fail(
+        self, job: Leased, error: str, traceback: str, retry_ms: int, *, retry: bool = True
+    ) -> Call:
+        k = self.keys
+        keys = [
+            k.job(job.id),
+            k.active(job.queue),
+            k.scheduled(job.queue),
+            k.dead,
+            k.stats,
+            k.done(job.id),
+            k.wake(job.queue),
+        ]
+        args = [
+            job.token,
+            error,
+            traceback,
+            retry_ms,
+            "retry" if retry else "dead",
+            self.dead_max,
+            self.dead_age_ms,
+            k.base,
+        ]
+        return Call("fail", keys, args, _s)
+
+    def extend(self, jobs: Sequence[tuple[str, str, str]]) -> Call:
+        """Renew leases of (job id, queue, token) triples; returns (lost ids, cancelled ids)."""
+        k = self.keys
+        keys: list[str] = []
+        args: list[Any] = [self.lease_ms]
+        for job_id, queue, token in jobs:
+            keys += [k.job(job_id), k.active(queue)]
+            args += [job_id, token]
+
+        def parse(raw: list) -> tuple[list[str], list[str]]:
+            return [_s(x) for x in raw[0]], [_s(x) for x in raw[1]]
+
+        return Call("extend", keys, args, parse)
+
+    def release(
+        self, jobs: Sequence[tuple[str, str, str]], *, stalled: bool = False, reason: str = ""
+    ) -> Call:
+        """Give (job id, queue, token) triples back to their queues."""
+        k = self.keys
+        keys = [k.dead, k.stats]
+        args: list[Any] = [
+            1 if stalled else 0,
+            self.max_stalls,
+            reason or "worker lost",
+            self.dead_max,
+            self.dead_age_ms,
+            k.base,
+        ]
+        for job_id, queue, token in jobs:
+            keys += [k.job(job_id), k.active(queue), k.ready(queue), k.wake(queue)]
+            args += [job_id, token]
+        return Call("release", keys, args, int)
+
+    def recover(self, queues: Sequence[str]) -> Call:
+        k = self.keys
+        keys = [k.dead, k.stats]
+        for q in queues:
+            keys += [k.active(q), k.ready(q), k.wake(q)]
+        args = [k.base, RECOVER_BATCH, self.max_stalls, self.dead_max, self.dead_age_ms]
+
+        def parse(raw: list) -> dict[str, int]:
+            return {"requeued": raw[0], "dead": raw[1], "cancelled": raw[2]}
+
+        return Call("recover", keys, args, parse)
+
+    # -- control -----------------------------------------------------------------------------
+    def cancel(self, job_id: str, queue: str) -> Call:
+        k = self.keys
+        keys = [k.job(job_id), k.ready(queue), k.scheduled(queue), k.stats, k.done(job_id)]
+        return Call("cancel", keys, [], _s)
+
+    def pause(self, queue: str) -> Call:
+        return Call("pause", [self.keys.paused], [queue], bool)
+
+    def resume(self, queue: str) -> Call:
+        k = self.keys
+        return Call("resume", [k.paused, k.ready(queue), k.wake(queue)], [queue], bool)
+
+    def purge(self, queue: str, limit: int = 1000) -> Call:
+        k = self.keys
+        keys = [k.ready(queue), k.scheduled(queue), k.stats]
+        return Call("purge", keys, [k.base, limit, queue], int)
+
+    def dead_retry(self, ids: Sequence[str] = (), limit: int = 1000) -> Call:
+        k = self.keys
+        return Call("dead_retry", [k.dead, k.queues], [k.base, limit, *ids], int)
+
+    def dead_delete(self, ids: Sequence[str] = (), limit: int = 1000) -> Call:
+        return Call("dead_delete", [self.keys.dead], [self.keys.base, limit, *ids], int)
+
+    def watch(self, job_id: str) -> Call:
+        return Call("watch", [self.keys.job(job_id)], [], lambda raw: raw)

@@ -1,0 +1,374 @@
+"""The enqueue client: ``TaskQueue`` (sync) and ``AsyncTaskQueue`` (asyncio), same methods.
+
+    tq = TaskQueue("redis://127.0.0.1:6379")
+    job_id = tq.enqueue(add, 2, 3)
+    tq.result(job_id, timeout=10)   # -> 5, blocking on Redis without polling
+
+Every state change is one Lua script (see ``broker.py``); reads are plain commands.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from .broker import Broker, Call, NewJob
+from .errors import JobNotFound, TaskFailed
+from .jobs import JobStatus, check_queue, deadline, make_job, remaining, split_call
+from .keys import Keys
+from .redact import redact_url
+from .registry import Registry, registry
+from .runner import AsyncRunner, SyncRunner
+from .serialization import DEFAULT_MAX_PAYLOAD, decode_result
+
+DEFAULT_URL = "redis://127.0.0.1:6379"
+#: Jobs per enqueue script call in enqueue_many.
+BATCH = 1000
+ALL = "all"
+
+
+def default_url() -> str:
+    return os.environ.get("REDIS_URL") or DEFAULT_URL
+
+
+class _Base:
+    """What both clients share: settings, job preparation and answer decoding."""
+
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        namespace: str,
+        prefix: str,
+        max_payload: int,
+        registry: Registry,
+        broker_options: dict[str, Any] | None,
+    ) -> None:
+        self.url = url or default_url()
+        self.keys = Keys(prefix, namespace)
+        self.broker = Broker(self.keys, **(broker_options or {}))
+        self.max_payload = max_payload
+        self.registry = registry
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {redact_url(self.url)} namespace={self.keys.base!r}>"
+
+    def _job(self, target: Any, args: Any = (), kwargs: Any = None, **opts: Any) -> NewJob:
+        return make_job(
+            self.registry, target, args, kwargs, max_payload=self.max_payload, **opts
+        )
+
+    def _batches(self, calls: Iterable[Any]) -> list[Call]:
+        jobs = [self._job(*split_call(c)) for c in calls]
+        return [self.broker.enqueue(jobs[i : i + BATCH]) for i in range(0, len(jobs), BATCH)]
+
+    @staticmethod
+    def _outcome(job_id: str, raw: list | None) -> tuple[bool, Any]:
+        """(finished, value) from a watch reply; raise for failures and unknown jobs."""
+        if raw is None:
+            raise JobNotFound(f"no job {job_id!r} (never enqueued, or its record expired)")
+        state = raw[0].decode()
+        if state == "succeeded":
+            return True, decode_result(raw[1])
+        if state in ("failed", "dead", "cancelled"):
+            err = raw[2].decode("utf-8", "replace") if raw[2] else state
+            tb = raw[3].decode("utf-8", "replace") if raw[3] else None
+            raise TaskFailed(job_id, state, err, tb)
+        return False, None
+
+    def _lengths_reply(self, queues: list[str], raw: list, paused: set[bytes]) -> dict:
+        out: dict[str, dict[str, int]] = {}
+        for i, q in enumerate(queues):
+            ready, sched, active = raw[i * 3 : i * 3 + 3]
+            out[q] = {
+                "queued": ready,
+                "scheduled": sched,
+                "active": active,
+                "paused": int(q.encode() in paused),
+            }
+        return out
+
+
+class TaskQueue(_Base):
+    """Synchronous client. Thread-safe (redis-py pools its connections)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        namespace: str = "default",
+        prefix: str = "tq",
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        registry: Registry = registry,
+        client: redis.Redis | None = None,
+        broker_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            url,
+            namespace=namespace,
+            prefix=prefix,
+            max_payload=max_payload,
+            registry=registry,
+            broker_options=broker_options,
+        )
+        self.redis = client or redis.Redis.from_url(self.url)
+        self.run = SyncRunner(self.redis)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def __enter__(self) -> TaskQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- enqueue -------------------------------------------------------------------------------
+    def enqueue(self, task: Any, *args: Any, **kwargs: Any) -> str:
+        """Enqueue ``task(*args, **kwargs)`` on the task's queue; returns the job id."""
+        return self.run(self.broker.enqueue([self._job(task, args, kwargs)]))[0][0]
+
+    def enqueue_with(
+        self,
+        task: Any,
+        args: tuple | list = (),
+        kwargs: dict | None = None,
+        *,
+        queue: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        key: str | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        strict: bool = True,
+    ) -> str:
+        """Enqueue with options: queue, delay (s or timedelta), at (datetime), idempotency key,
+        max_retries, timeout (s). With a key already used, returns the first job's id."""
+        job = self._job(
+            task, args, kwargs, queue=queue, delay=delay, at=at, key=key,
+            max_retries=max_retries, timeout=timeout, strict=strict,
+        )  # fmt: skip
+        return self.run(self.broker.enqueue([job]))[0][0]
+
+    def enqueue_many(self, calls: Iterable[Any]) -> list[str]:
+        """Enqueue many ``(task, args, kwargs)`` calls, one round trip per 1,000 jobs."""
+        batches = self._batches(calls)
+        return [job_id for reply in self.run.pipeline(batches) for job_id, _ in reply]
+
+    # -- results and state ---------------------------------------------------------------------
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """Block until the job finishes; return its value or raise TaskFailed / TimeoutError."""
+        until = deadline(timeout)
+        while True:
+            finished, value = self._outcome(job_id, self.run(self.broker.watch(job_id)))
+            if finished:
+                return value
+            if self.redis.blpop([self.keys.done(job_id)], timeout=remaining(until)):
+                self.redis.lpush(self.keys.done(job_id), "1")  # let other waiters see it too
+
+    def status(self, job_id: str) -> JobStatus:
+        rec = self.redis.hgetall(self.keys.job(job_id))
+        if not rec:
+            raise JobNotFound(f"no job {job_id!r} (never enqueued, or its record expired)")
+        return JobStatus.from_record(job_id, rec)
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job that has not finished. Returns False if it had finished or is unknown."""
+        queue = self.redis.hget(self.keys.job(job_id), "queue")
+        if queue is None:
+            return False
+        return self.run(self.broker.cancel(job_id, queue.decode())) in ("cancelled", "requested")
+
+    # -- queues --------------------------------------------------------------------------------
+    def pause(self, queue: str) -> bool:
+        return self.run(self.broker.pause(check_queue(queue)))
+
+    def resume(self, queue: str) -> bool:
+        return self.run(self.broker.resume(check_queue(queue)))
+
+    def purge(self, queue: str) -> int:
+        """Cancel every waiting job of a queue (in batches); returns how many."""
+        total = 0
+        while n := self.run(self.broker.purge(check_queue(queue))):
+            total += n
+        return total
+
+    def queues(self) -> list[str]:
+        return sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
+
+    def queue_lengths(self) -> dict[str, dict[str, int]]:
+        queues = self.queues()
+        pipe = self.redis.pipeline(transaction=False)
+        for q in queues:
+            pipe.llen(self.keys.ready(q))
+            pipe.zcard(self.keys.scheduled(q))
+            pipe.zcard(self.keys.active(q))
+        pipe.smembers(self.keys.paused)
+        *raw, paused = pipe.execute()
+        return self._lengths_reply(queues, raw, paused)
+
+    # -- dead letter ---------------------------------------------------------------------------
+    def dead_letter(self, limit: int = 100) -> list[JobStatus]:
+        """The newest ``limit`` dead jobs, newest first."""
+        ids = [i.decode() for i in self.redis.zrevrange(self.keys.dead, 0, limit - 1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(self.keys.job(job_id))
+        return [JobStatus.from_record(i, r) for i, r in zip(ids, pipe.execute()) if r]
+
+    def retry_dead(self, job_id: str = ALL) -> int:
+        """Move one dead job (or all) back to its queue with fresh retries; returns how many."""
+        if job_id != ALL:
+            return self.run(self.broker.dead_retry([job_id]))
+        total = 0
+        while n := self.run(self.broker.dead_retry()):
+            total += n
+        return total
+
+    def delete_dead(self, job_id: str = ALL) -> int:
+        if job_id != ALL:
+            return self.run(self.broker.dead_delete([job_id]))
+        total = 0
+        while n := self.run(self.broker.dead_delete()):
+            total += n
+        return total
+
+
+class AsyncTaskQueue(_Base):
+    """asyncio client with the same methods as ``TaskQueue`` (each a coroutine)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        namespace: str = "default",
+        prefix: str = "tq",
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        registry: Registry = registry,
+        client: redis.asyncio.Redis | None = None,
+        broker_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            url,
+            namespace=namespace,
+            prefix=prefix,
+            max_payload=max_payload,
+            registry=registry,
+            broker_options=broker_options,
+        )
+        self.redis = client or redis.asyncio.Redis.from_url(self.url)
+        self.run = AsyncRunner(self.redis)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> AsyncTaskQueue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def enqueue(self, task: Any, *args: Any, **kwargs: Any) -> str:
+        return (await self.run(self.broker.enqueue([self._job(task, args, kwargs)])))[0][0]
+
+    async def enqueue_with(
+        self,
+        task: Any,
+        args: tuple | list = (),
+        kwargs: dict | None = None,
+        *,
+        queue: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        key: str | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        strict: bool = True,
+    ) -> str:
+        job = self._job(
+            task, args, kwargs, queue=queue, delay=delay, at=at, key=key,
+            max_retries=max_retries, timeout=timeout, strict=strict,
+        )  # fmt: skip
+        return (await self.run(self.broker.enqueue([job])))[0][0]
+
+    async def enqueue_many(self, calls: Iterable[Any]) -> list[str]:
+        out: list[str] = []
+        for batch in self._batches(calls):
+            out += [job_id for job_id, _ in await self.run(batch)]
+        return out
+
+    async def result(self, job_id: str, timeout: float | None = None) -> Any:
+        until = deadline(timeout)
+        while True:
+            finished, value = self._outcome(job_id, await self.run(self.broker.watch(job_id)))
+            if finished:
+                return value
+            if await self.redis.blpop([self.keys.done(job_id)], timeout=remaining(until)):
+                await self.redis.lpush(self.keys.done(job_id), "1")
+
+    async def status(self, job_id: str) -> JobStatus:
+        rec = await self.redis.hgetall(self.keys.job(job_id))
+        if not rec:
+            raise JobNotFound(f"no job {job_id!r} (never enqueued, or its record expired)")
+        return JobStatus.from_record(job_id, rec)
+
+    async def cancel(self, job_id: str) -> bool:
+        queue = await self.redis.hget(self.keys.job(job_id), "queue")
+        if queue is None:
+            return False
+        outcome = await self.run(self.broker.cancel(job_id, queue.decode()))
+        return outcome in ("cancelled", "requested")
+
+    async def pause(self, queue: str) -> bool:
+        return await self.run(self.broker.pause(check_queue(queue)))
+
+    async def resume(self, queue: str) -> bool:
+        return await self.run(self.broker.resume(check_queue(queue)))
+
+    async def purge(self, queue: str) -> int:
+        total = 0
+        while n := await self.run(self.broker.purge(check_queue(queue))):
+            total += n
+        return total
+
+    async def queues(self) -> list[str]:
+        return sorted(q.decode() for q in await self.redis.smembers(self.keys.queues))
+
+    async def queue_lengths(self) -> dict[str, dict[str, int]]:
+        queues = await self.queues()
+        pipe = self.redis.pipeline(transaction=False)
+        for q in queues:
+            pipe.llen(self.keys.ready(q))
+            pipe.zcard(self.keys.scheduled(q))
+            pipe.zcard(self.keys.active(q))
+        pipe.smembers(self.keys.paused)
+        *raw, paused = await pipe.execute()
+        return self._lengths_reply(queues, raw, paused)
+
+    async def dead_letter(self, limit: int = 100) -> list[JobStatus]:
+        ids = [i.decode() for i in await self.redis.zrevrange(self.keys.dead, 0, limit - 1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(self.keys.job(job_id))
+        return [JobStatus.from_record(i, r) for i, r in zip(ids, await pipe.execute()) if r]
+
+    async def retry_dead(self, job_id: str = ALL) -> int:
+        if job_id != ALL:
+            return await self.run(self.broker.dead_retry([job_id]))
+        total = 0
+        while n := await self.run(self.broker.dead_retry()):
+            total += n
+        return total
+
+    async def delete_dead(self, job_id: str = ALL) -> int:
+        if job_id != ALL:
+            return await self.run(self.broker.dead_delete([job_id]))
+        total = 0
+        while n := await self.run(self.broker.dead_delete()):
+            total += n
+        return total

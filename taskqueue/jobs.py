@@ -1,0 +1,165 @@
+"""Turning user calls into ``NewJob`` records, and job records into ``JobStatus`` answers.
+
+Shared by the sync and asyncio clients; no I/O here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .broker import NewJob
+from .errors import InvalidQueueName, PayloadTooLarge, UnknownTask
+from .keys import QUEUE_NAME_RE
+from .registry import Registry, TaskOptions
+from .serialization import encode_call
+from .task import resolve
+
+TERMINAL = frozenset({"succeeded", "failed", "dead", "cancelled"})
+STATES = ("queued", "scheduled", "active", "succeeded", "failed", "dead", "cancelled")
+_DEFAULTS = TaskOptions()
+
+
+def check_queue(queue: str) -> str:
+    if not isinstance(queue, str) or not QUEUE_NAME_RE.match(queue):
+        raise InvalidQueueName(
+            f"invalid queue name {queue!r}: use 1 to 128 of A-Z a-z 0-9 _ . : -"
+        )
+    return queue
+
+
+def _seconds(value: float | timedelta | None) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+def make_job(
+    registry: Registry,
+    target: Any,
+    args: tuple | list = (),
+    kwargs: dict | None = None,
+    *,
+    queue: str | None = None,
+    delay: float | timedelta | None = None,
+    at: datetime | None = None,
+    key: str | None = None,
+    max_retries: int | None = None,
+    timeout: float | None = None,
+    strict: bool = True,
+    max_payload: int,
+) -> NewJob:
+    """Validate one call and encode it; raise an EnqueueError subclass naming the culprit."""
+    name, spec = resolve(target, registry)
+    if spec is None and strict:
+        known = ", ".join(registry.names()[:10]) or "none registered in this process"
+        raise UnknownTask(
+            f"unknown task {name!r} (known: {known}). Import the module that defines it, "
+            "or pass strict=False to enqueue a task only the workers know."
+        )
+    opts = spec.options if spec else _DEFAULTS
+    queue = check_queue(queue or opts.queue)
+    payload = encode_call(name, args, kwargs)
+    if len(payload) > max_payload:
+        raise PayloadTooLarge(
+            f"payload of task {name!r} is {len(payload)} bytes, over the limit of "
+            f"{max_payload} bytes. Store large data elsewhere and pass a reference."
+        )
+    if timeout is None:
+        timeout = opts.timeout
+    return NewJob(
+        id=uuid.uuid4().hex,
+        task=name,
+        queue=queue,
+        payload=payload,
+        max_retries=opts.max_retries if max_retries is None else int(max_retries),
+        timeout_ms=int(timeout * 1000) if timeout else 0,
+        delay_ms=max(0, int(_seconds(delay) * 1000)),
+        at_ms=int(at.timestamp() * 1000) if at is not None else 0,
+        key=key,
+        dead_letter=opts.dead_letter,
+        ttl_ms=int(opts.result_ttl * 1000),
+    )
+
+
+def split_call(call: Any) -> tuple[Any, tuple, dict]:
+    """Accept (task,), (task, args) or (task, args, kwargs) for enqueue_many."""
+    if not isinstance(call, (tuple, list)) or not 1 <= len(call) <= 3:
+        raise TypeError(f"enqueue_many expects (task, args, kwargs) tuples, got {call!r}")
+    target = call[0]
+    args = tuple(call[1]) if len(call) > 1 else ()
+    kwargs = dict(call[2]) if len(call) > 2 and call[2] else {}
+    return target, args, kwargs
+
+
+def _ms_to_dt(value: Any) -> datetime | None:
+    if value in (None, b"", "", b"0", "0", 0):
+        return None
+    return datetime.fromtimestamp(int(value) / 1000)
+
+
+@dataclass
+class JobStatus:
+    """What Redis knows about a job. ``str(status)`` is its state."""
+
+    id: str
+    state: str
+    task: str
+    queue: str
+    attempts: int = 0
+    failures: int = 0
+    stalls: int = 0
+    error: str | None = None
+    traceback: str | None = None
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.state
+
+    @classmethod
+    def from_record(cls, job_id: str, rec: Mapping[bytes, bytes]) -> JobStatus:
+        r = {k.decode(): v for k, v in rec.items() if k != b"payload" and k != b"result"}
+
+        def text(name: str) -> str | None:
+            v = r.get(name)
+            return v.decode("utf-8", "replace") if v else None
+
+        return cls(
+            id=job_id,
+            state=text("state") or "unknown",
+            task=text("task") or "",
+            queue=text("queue") or "",
+            attempts=int(r.get("attempts", 0)),
+            failures=int(r.get("failures", 0)),
+            stalls=int(r.get("stalls", 0)),
+            error=text("error"),
+            traceback=text("traceback"),
+            enqueued_at=_ms_to_dt(r.get("enqueued_ms")),
+            started_at=_ms_to_dt(r.get("started_ms")),
+            finished_at=_ms_to_dt(r.get("finished_ms")),
+            history=json.loads(r["history"]) if r.get("history") else [],
+        )
+
+
+def deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def remaining(until: float | None) -> float:
+    """Seconds left before ``until`` (capped at 10 s per blocking call), or raise TimeoutError."""
+    if until is None:
+        return 10.0
+    left = until - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out waiting for the job's result")
+    return min(left, 10.0)

@@ -1,0 +1,58 @@
+--[[ enqueue: create one or more jobs; queue each now, or schedule it for later.
+KEYS[1] stats       HASH  per-queue counters (totals); `<stats>:<minute>` derived, same hash tag
+KEYS[2] queues      SET   every queue name ever used
+KEYS[3..] five per job, in order: job HASH, ready LIST, scheduled ZSET, wake LIST, idempotency STRING
+ARGV[1] n           number of jobs in this call
+ARGV[2] idem_ttl_ms how long an idempotency key keeps pointing at its first job
+ARGV[3..] eleven per job, in order: id, task, queue, payload, max_retries, timeout_ms, delay_ms,
+        at_ms (absolute, 0 = none), has_key (1 = use the idempotency key), dead_letter (1/0), ttl_ms
+Returns: flat array, two per job: job id (the existing one for a duplicate key), 1 if it already
+        existed else 0.
+]]
+--@include now_ms
+--@include count
+--@include wake
+local now = now_ms()
+local n = tonumber(ARGV[1])
+local idem_ttl = tonumber(ARGV[2])
+local out = {}
+for i = 0, n - 1 do
+  local k = 2 + i * 5
+  local a = 2 + i * 11
+  local job_key, ready, sched, wake_key, idem_key = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+  local id, queue = ARGV[a + 1], ARGV[a + 3]
+  local existing = false
+  if ARGV[a + 9] == '1' then
+    local prev = redis.call('GET', idem_key)
+    if prev then
+      out[#out + 1] = prev
+      out[#out + 1] = 1
+      existing = true
+    else
+      redis.call('SET', idem_key, id, 'PX', idem_ttl)
+    end
+  end
+  if not existing then
+    local delay, at = tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])
+    local due = now
+    if at > 0 then due = at elseif delay > 0 then due = now + delay end
+    local state = 'queued'
+    if due > now then state = 'scheduled' end
+    redis.call('HSET', job_key, 'id', id, 'task', ARGV[a + 2], 'queue', queue, 'payload', ARGV[a + 4],
+      'state', state, 'attempts', 0, 'failures', 0, 'stalls', 0, 'max_retries', ARGV[a + 5],
+      'timeout_ms', ARGV[a + 6], 'enqueued_ms', now, 'due_ms', due, 'dead_letter', ARGV[a + 10],
+      'ttl_ms', ARGV[a + 11])
+    if ARGV[a + 9] == '1' then redis.call('HSET', job_key, 'key', idem_key) end
+    if state == 'scheduled' then
+      redis.call('ZADD', sched, due, id)
+    else
+      redis.call('RPUSH', ready, id)
+    end
+    wake(wake_key, 1)
+    redis.call('SADD', KEYS[2], queue)
+    count(KEYS[1], queue, 'enqueued', 1, now)
+    out[#out + 1] = id
+    out[#out + 1] = 0
+  end
+end
+return out

@@ -1,0 +1,62 @@
+--[[ fail: record a failed attempt; retry it later with backoff, or finish it (dead letter,
+failed or cancelled).
+KEYS[1] job         HASH
+KEYS[2] active      ZSET  leases of the job's queue
+KEYS[3] scheduled   ZSET  the job's queue's scheduled set (retries wait here)
+KEYS[4] dead        ZSET  dead letter, id -> time of death
+KEYS[5] stats       HASH  per-queue counters; `<stats>:<minute>` derived, same hash tag
+KEYS[6] done        LIST  result waiters of this job
+KEYS[7] wake        LIST  wake tokens of the job's queue
+ARGV[1] token       lease token
+ARGV[2] error       one-line error ("TypeError: ...")
+ARGV[3] traceback   formatted traceback (may be empty)
+ARGV[4] retry_ms    backoff before the next attempt (jitter computed by the caller)
+ARGV[5] mode        'retry' (retry while attempts last) or 'dead' (no retry: bad payload, Reject)
+ARGV[6] dead_max    most entries kept in the dead letter
+ARGV[7] dead_age_ms oldest entry kept in the dead letter
+ARGV[8] base        key prefix with hash tag; trimmed dead jobs `<base>job:<id>` are derived
+Returns: the job's new state: 'scheduled' | 'dead' | 'failed' | 'cancelled', or 'lost' when the
+        token does not match (nothing changed).
+]]
+--@include now_ms
+--@include count
+--@include finish
+--@include wake
+--@include to_dead
+local now = now_ms()
+local job_key = KEYS[1]
+local f = redis.call('HMGET', job_key, 'token', 'queue', 'failures', 'max_retries', 'dead_letter',
+  'cancel', 'attempts', 'history', 'ttl_ms', 'id', 'started_ms')
+if f[1] ~= ARGV[1] or ARGV[1] == '' then return 'lost' end
+local queue, id = f[2], f[10]
+redis.call('ZREM', KEYS[2], id)
+local failures = tonumber(f[3]) + 1
+local history = {}
+if f[8] then history = cjson.decode(f[8]) end
+history[#history + 1] = {attempt = tonumber(f[7]), error = string.sub(ARGV[2], 1, 500), at_ms = now}
+while #history > 10 do table.remove(history, 1) end
+redis.call('HSET', job_key, 'failures', failures, 'error', ARGV[2], 'traceback', ARGV[3],
+  'history', cjson.encode(history), 'token', '')
+count(KEYS[5], queue, 'failed', 1, now)
+observe(KEYS[5], queue, 'run', now - tonumber(f[11]), now)
+
+if f[6] == '1' then
+  finish(job_key, KEYS[6], 'cancelled', now, tonumber(f[9]))
+  count(KEYS[5], queue, 'cancelled', 1, now)
+  return 'cancelled'
+end
+if ARGV[5] == 'retry' and failures <= tonumber(f[4]) then
+  local due = now + tonumber(ARGV[4])
+  redis.call('HSET', job_key, 'state', 'scheduled', 'due_ms', due)
+  redis.call('ZADD', KEYS[3], due, id)
+  wake(KEYS[7], 1)
+  count(KEYS[5], queue, 'retried', 1, now)
+  return 'scheduled'
+end
+if f[5] == '1' then
+  to_dead(ARGV[8], KEYS[4], id, now, tonumber(ARGV[6]), tonumber(ARGV[7]))
+  count(KEYS[5], queue, 'dead', 1, now)
+  return 'dead'
+end
+finish(job_key, KEYS[6], 'failed', now, tonumber(f[9]))
+return 'failed'

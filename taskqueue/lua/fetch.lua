@@ -1,0 +1,89 @@
+--[[ fetch: promote due scheduled jobs, then lease up to n ready jobs from the first non-paused
+queues in priority order.
+KEYS[1] paused      SET   names of paused queues
+KEYS[2] stats       HASH  per-queue counters; `<stats>:<minute>` derived, same hash tag
+KEYS[3..] four per queue, in priority order: ready LIST, scheduled ZSET, active ZSET (lease
+        deadlines), wake LIST
+ARGV[1] n           most jobs to lease (the caller's free slots)
+ARGV[2] lease_ms    lease length; the holder extends it while the job runs
+ARGV[3] token       lease token of this batch (fencing: ack, fail, extend and release check it)
+ARGV[4] worker      worker id, recorded on the job for inspection
+ARGV[5] base        key prefix with hash tag, e.g. `tq:{default}:`; job records `<base>job:<id>`
+        are derived from popped ids (same hash tag)
+ARGV[6] promote     most scheduled jobs to promote per queue in this call
+ARGV[7..] one per queue: the queue name, same order as KEYS
+Returns: {now_ms, next_due_ms (-1 if none scheduled), then nine per leased job: id, task,
+        queue, payload, attempts, failures, max_retries, timeout_ms, wait_ms}
+]]
+--@include now_ms
+--@include count
+--@include wake
+local now = now_ms()
+local want = tonumber(ARGV[1])
+local deadline = now + tonumber(ARGV[2])
+local token, worker, base = ARGV[3], ARGV[4], ARGV[5]
+local promote_limit = tonumber(ARGV[6])
+local nq = (#KEYS - 2) / 4
+local out = {now, -1}
+local got = 0
+local next_due = -1
+
+for i = 0, nq - 1 do
+  local ready, sched = KEYS[3 + i * 4], KEYS[4 + i * 4]
+  local due = redis.call('ZRANGEBYSCORE', sched, '-inf', now, 'LIMIT', 0, promote_limit)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', sched, id)
+    redis.call('RPUSH', ready, id)
+    redis.call('HSET', base .. 'job:' .. id, 'state', 'queued')
+  end
+  local first = redis.call('ZRANGE', sched, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local d = tonumber(first[2])
+    if next_due < 0 or d < next_due then next_due = d end
+  end
+end
+out[2] = next_due
+
+for i = 0, nq - 1 do
+  if got >= want then break end
+  local queue = ARGV[7 + i]
+  if redis.call('SISMEMBER', KEYS[1], queue) == 0 then
+    local ready, active, wake_key = KEYS[3 + i * 4], KEYS[5 + i * 4], KEYS[6 + i * 4]
+    local ids = redis.call('LPOP', ready, want - got)
+    local started = 0
+    if ids then
+      for _, id in ipairs(ids) do
+        local job_key = base .. 'job:' .. id
+        local f = redis.call('HMGET', job_key, 'task', 'payload', 'attempts', 'failures',
+          'max_retries', 'timeout_ms', 'enqueued_ms', 'due_ms', 'state')
+        if f[1] and f[9] ~= 'cancelled' then
+          local attempts = tonumber(f[3]) + 1
+          redis.call('HSET', job_key, 'state', 'active', 'token', token, 'worker', worker,
+            'started_ms', now, 'attempts', attempts)
+          redis.call('ZADD', active, deadline, id)
+          local ready_since = math.max(tonumber(f[7]), tonumber(f[8]))
+          local n = #out
+          out[n + 1] = id
+          out[n + 2] = f[1]
+          out[n + 3] = queue
+          out[n + 4] = f[2]
+          out[n + 5] = attempts
+          out[n + 6] = tonumber(f[4])
+          out[n + 7] = tonumber(f[5])
+          out[n + 8] = tonumber(f[6])
+          out[n + 9] = now - ready_since
+          observe(KEYS[2], queue, 'wait', now - ready_since, now)
+          got = got + 1
+          started = started + 1
+        end
+      end
+    end
+    if started > 0 then count(KEYS[2], queue, 'started', started, now) end
+    if redis.call('LLEN', ready) == 0 then
+      redis.call('DEL', wake_key)
+    elseif got >= want and redis.call('LLEN', wake_key) == 0 then
+      wake(wake_key, 1)
+    end
+  end
+end
+return out

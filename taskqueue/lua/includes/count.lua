@@ -1,0 +1,17 @@
+-- count(stats_key, queue, counter, n, now): bump a per-queue counter in the totals hash and in the
+-- per-minute hash `<stats_key>:<minute>` (same hash tag, derived here; expires after two hours).
+local function count(stats_key, queue, counter, n, now)
+  local field = queue .. ':' .. counter
+  redis.call('HINCRBY', stats_key, field, n)
+  local minute_key = stats_key .. ':' .. math.floor(now / 60000)
+  redis.call('HINCRBY', minute_key, field, n)
+  redis.call('PEXPIRE', minute_key, 7200000)
+end
+
+-- observe(stats_key, queue, name, ms, now): add one sample to a log2 histogram of the current minute.
+local function observe(stats_key, queue, name, ms, now)
+  if ms < 0 then ms = 0 end
+  local bucket = math.floor(math.log(ms + 1) / math.log(2))
+  local minute_key = stats_key .. ':' .. math.floor(now / 60000)
+  redis.call('HINCRBY', minute_key, queue .. ':' .. name .. ':' .. bucket, 1)
+end

