@@ -109,6 +109,11 @@ def test_unknown_section_did_you_mean(tmp_path):
     assert "[wokers]" in msg and "did you mean [workers]?" in msg
 
 
+def test_unknown_key_without_close_match_lists_known_keys(tmp_path):
+    msg = load_error(tmp_path, "[scheduler]\nzzz = 100\n")
+    assert "unknown key 'scheduler.zzz'; Known keys in [scheduler]: enabled, tick_interval" in msg
+
+
 def test_misplaced_key_suggests_its_section(tmp_path):
     msg = load_error(tmp_path, "[workers]\nmin_workers = 3\n")
     assert "did you mean 'autoscaler.min_workers'?" in msg

@@ -145,10 +145,10 @@ def _hint(path: str, value: Any) -> str:
         match = difflib.get_close_matches(
             path, sorted(_SECTION_PREFIXES | set(SECTION_ALIASES)), n=1
         )
-        hint = f"; did you mean [{match[0]}]?" if match else ""
+        hint = f"; did you mean [{match[0]}]?" if match else ";"
         return f"{hint} Known sections: {', '.join(SECTIONS)}"
     match = suggest(path)
-    hint = f"; did you mean {match!r}?" if match else ""
+    hint = f"; did you mean {match!r}?" if match else ";"
     section = path.rsplit(".", 1)[0] if "." in path else ""
     keys = [s.key for s in SETTINGS if s.section == section]
     if keys:

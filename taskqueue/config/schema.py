@@ -233,6 +233,7 @@ SETTINGS: list[Setting] = [
     # [scheduler], [auto_register]
     S("scheduler", "enabled", bool, False, "Run the scheduler that moves delayed jobs to their queues.",
       cli=("--enable-scheduler", "-s")),
+    S("scheduler", "tick_interval", float, 1.0, "Seconds between two scheduler polls for due jobs.", min=0.05, max=3600),
     S("auto_register", "enabled", bool, True, "Register tasks decorated with @task when their module is imported."),
     # [web] (alias [actix])
     S("web", "auto_configure_routes", bool, True, "Mount the taskqueue HTTP routes automatically."),
