@@ -1,6 +1,6 @@
 """taskqueue: a Redis task queue for production services.
 
-    from taskqueue import TaskQueue, Task, task, queue_names
+from taskqueue import TaskQueue, Task, task, queue_names
 """
 
 from . import queue_names

@@ -59,9 +59,7 @@ class _Base:
         return f"<{type(self).__name__} {redact_url(self.url)} namespace={self.keys.base!r}>"
 
     def _job(self, target: Any, args: Any = (), kwargs: Any = None, **opts: Any) -> NewJob:
-        return make_job(
-            self.registry, target, args, kwargs, max_payload=self.max_payload, **opts
-        )
+        return make_job(self.registry, target, args, kwargs, max_payload=self.max_payload, **opts)
 
     def _batches(self, calls: Iterable[Any]) -> list[Call]:
         jobs = [self._job(*split_call(c)) for c in calls]
@@ -219,7 +217,7 @@ class TaskQueue(_Base):
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(self.keys.job(job_id))
-        return [JobStatus.from_record(i, r) for i, r in zip(ids, pipe.execute()) if r]
+        return [JobStatus.from_record(i, r) for i, r in zip(ids, pipe.execute(), strict=True) if r]
 
     def retry_dead(self, job_id: str = ALL) -> int:
         """Move one dead job (or all) back to its queue with fresh retries; returns how many."""
@@ -355,7 +353,9 @@ class AsyncTaskQueue(_Base):
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(self.keys.job(job_id))
-        return [JobStatus.from_record(i, r) for i, r in zip(ids, await pipe.execute()) if r]
+        return [
+            JobStatus.from_record(i, r) for i, r in zip(ids, await pipe.execute(), strict=True) if r
+        ]
 
     async def retry_dead(self, job_id: str = ALL) -> int:
         if job_id != ALL:

@@ -27,9 +27,7 @@ _DEFAULTS = TaskOptions()
 
 def check_queue(queue: str) -> str:
     if not isinstance(queue, str) or not QUEUE_NAME_RE.match(queue):
-        raise InvalidQueueName(
-            f"invalid queue name {queue!r}: use 1 to 128 of A-Z a-z 0-9 _ . : -"
-        )
+        raise InvalidQueueName(f"invalid queue name {queue!r}: use 1 to 128 of A-Z a-z 0-9 _ . : -")
     return queue
 
 

@@ -96,10 +96,9 @@ class RedisServer:
         client = self.client()
         while True:
             try:
-                if client.ping():
-                    # With AOF the server answers LOADING until the file is replayed.
-                    if client.info("persistence").get("loading", 0) == 0:
-                        return
+                # With AOF the server answers LOADING until the file is replayed.
+                if client.ping() and client.info("persistence").get("loading", 0) == 0:
+                    return
             except (redis.ConnectionError, redis.BusyLoadingError):
                 pass
             if self.proc is not None and self.proc.poll() is not None:
