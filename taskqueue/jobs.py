@@ -63,7 +63,7 @@ def make_job(
             "or pass strict=False to enqueue a task only the workers know."
         )
     opts = spec.options if spec else _DEFAULTS
-    queue = check_queue(queue or opts.queue)
+    queue = check_queue(opts.queue if queue is None else queue)
     payload = encode_call(name, args, kwargs)
     if len(payload) > max_payload:
         raise PayloadTooLarge(

@@ -6,8 +6,8 @@ KEYS[2] ready       LIST  the job's queue (LREM: O(length), cancel is rare)
 KEYS[3] scheduled   ZSET  the job's queue's scheduled set
 KEYS[4] stats       HASH  per-queue counters; `<stats>:<minute>` derived, same hash tag
 KEYS[5] done        LIST  result waiters of this job
-Returns: 'cancelled' | 'requested' (active: the worker will stop it) | 'missing' | the terminal
-        state the job already had ('succeeded', 'failed', 'dead', 'cancelled').
+Returns: 'cancelled' | 'requested' (active: the worker will stop it) | 'missing' |
+        'finished:<state>' when it had already ended (succeeded, failed, dead, cancelled).
 ]]
 --@include now_ms
 --@include count
@@ -27,4 +27,4 @@ if state == 'active' then
   redis.call('HSET', KEYS[1], 'cancel', '1')
   return 'requested'
 end
-return state
+return 'finished:' .. state

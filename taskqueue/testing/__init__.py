@@ -11,4 +11,27 @@ e.g. with AOF, to SIGKILL and restart).
 from .conservation import assert_conserved, job_places
 from .server import RedisServer, find_redis_server, free_port
 
-__all__ = ["RedisServer", "assert_conserved", "find_redis_server", "free_port", "job_places"]
+__all__ = [
+    "RedisServer",
+    "assert_conserved",
+    "find_redis_server",
+    "free_port",
+    "job_places",
+    "wait_for",
+]
+
+
+def wait_for(cond, timeout: float = 15.0, what: str = "condition"):  # noqa: ANN001, ANN201
+    """Poll ``cond`` (every 10 ms) until it returns something truthy, and return that; raise
+    AssertionError naming ``what`` after ``timeout`` seconds. For tests: wait on a condition
+    with a deadline instead of sleeping."""
+    import time
+
+    end = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
