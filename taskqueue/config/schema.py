@@ -189,8 +189,9 @@ SETTINGS: list[Setting] = [
     S("workers", "lease_seconds", float, 30.0,
       "Seconds a fetched job stays leased to its worker; the lease is extended while the job runs.",
       min=1, max=86400),
-    S("workers", "max_stalls", int, 1,
-      "Times a job may be recovered from an expired lease before it is moved to the dead letter.", min=0),
+    S("workers", "max_stalls", int, 3,
+      "Times a job may lose its worker (crash, kill, expired lease) and be put back in its queue; "
+      "the next loss moves it to the dead letter as a poison pill.", min=0),
     S("workers", "hung_timeout", float, 60.0,
       "Seconds without a heartbeat after which the supervisor kills a worker process; 0 = never.", min=0),
     # [autoscaler]
