@@ -1,0 +1,1 @@
+"""Command-line entry points: ``task-worker`` (``cli.worker``) and ``tqctl`` (``cli.tqctl``)."""

@@ -1,0 +1,14 @@
+"""The pre-fork master (``task-worker worker``): forks worker processes and supervises them.
+
+Modules, one duty each: ``arbiter`` (the loop, signals, reconciling), ``spawn`` (fork, boot
+back-off), ``child`` (the worker process side), ``channel`` (the pipe protocol), ``handle``
+(the master's view of one worker), ``leases`` (extend, release, recover, promote),
+``recycle`` (task/memory limits, hung workers, runaway sync tasks), ``reload`` (rolling HUP),
+``control`` (status record and commands in Redis), ``redisguard`` (outage handling),
+``sdnotify`` (systemd), ``pidfile``.
+"""
+
+from .arbiter import Arbiter
+from .spawn import WorkerSpec, import_tasks
+
+__all__ = ["Arbiter", "WorkerSpec", "import_tasks"]

@@ -1,0 +1,385 @@
+"""The master's loop: one thread, signals through a wakeup pipe, children reconciled each pass.
+
+Duties:
+1. Signals: handlers record nothing themselves; ``signal.set_wakeup_fd`` writes each signal's
+   number into a pipe the loop polls, and the loop dispatches them (table in DESIGN.md).
+2. Each pass: read the workers' reports, reap with ``waitpid(-1, WNOHANG)`` (releasing a dead
+   worker's jobs at once), run the timers (leases, recovery, promotion, status record, control
+   commands, sd_notify), apply the recycling rules, then reconcile the wanted worker count
+   with the actual one (like gunicorn's ``manage_workers``), honouring the boot back-off.
+3. The operations signals and ``tqctl`` share: ``scale``, ``set_quiet``, ``drain``, ``reload``
+   (rolling, in ``reload.py``), ``stop``, ``dump``, ``status``.
+No threads: Redis calls, timers and control commands all run in this loop.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import __version__
+from ..broker import Broker
+from ..keys import Keys
+from .child import reopen_logs, setproctitle
+from .control import ControlPlane, Reply
+from .handle import WorkerHandle
+from .leases import LeaseKeeper
+from .recycle import Recycler
+from .redisguard import RedisGuard
+from .reload import Reloader
+from .sdnotify import Notifier
+from .spawn import BootGuard, WorkerSpec, fork_worker
+
+log = logging.getLogger("taskqueue.master")
+HEARTBEAT = 1.0
+CONTROL_EVERY = 0.1
+FAST_GRACE = 3.0
+SIGNALS = ("HUP", "INT", "QUIT", "TERM", "TTIN", "TTOU", "TSTP", "CONT", "USR1", "USR2", "CHLD")
+
+
+def _record(signum: int, frame: Any) -> None:
+    """Python-level handler: nothing to do, the C handler already wrote to the wakeup fd."""
+
+
+class Arbiter:
+    def __init__(self, cfg: Any, load_config: Callable[[], Any], *, burst: bool = False) -> None:
+        self.load_config = load_config
+        self.burst = burst
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = f"{self.host}:{self.pid}"
+        self.started = time.time()
+        self.workers: dict[int, WorkerHandle] = {}
+        self.generation = 1
+        self.desired = cfg.workers.initial_count
+        self.quiet = self.draining = self.stopping = self.fast = False
+        self.ints = 0
+        self.boot = BootGuard()
+        self.notify = Notifier()
+        self.reloader = Reloader(self)
+        self.redis: RedisGuard | None = None
+        self.apply_config(cfg)
+
+    def apply_config(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.spec = WorkerSpec.from_config(cfg, self.burst)
+        self.keys = Keys(cfg.redis.key_prefix, cfg.redis.namespace)
+        self.broker = Broker(
+            self.keys, lease_ms=self.spec.lease_ms, max_stalls=self.spec.max_stalls
+        )
+        if self.redis is None or self.redis_url != cfg.redis.url:
+            self.redis_url = cfg.redis.url
+            old = getattr(self, "leases", None)
+            if self.redis is not None:
+                self.redis.close()
+            self.redis = RedisGuard(cfg.redis.url, min(2.0, cfg.redis.command_timeout))
+            if old is not None and old.pending:
+                log.warning("%d job release(s) pending on the old Redis URL", len(old.pending))
+        self.leases = LeaseKeeper(self.redis, self.broker, self.spec.queues, self.id,
+                                  cfg.scheduler.tick_interval)  # fmt: skip
+        self.control = ControlPlane(self.redis, self.keys, self.id, HEARTBEAT)
+        w = cfg.workers
+        self.recycler = Recycler(max_tasks=w.max_tasks_per_child,
+                                 max_memory_mib=w.max_memory_per_child,
+                                 hung_timeout=w.hung_timeout, grace=w.shutdown_grace_period)  # fmt: skip
+        setproctitle(f"task-worker: master [{w.worker_prefix}] queues={','.join(w.queues)}")
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> int:
+        self._setup_signals()
+        log.info("master %s started: %d workers, queues=%s, generation %d", self.id,
+                 self.desired, ",".join(self.spec.queues), self.generation)  # fmt: skip
+        self.ready_sent = False
+        self.next_beat = self.next_control = 0.0
+        try:
+            while True:
+                try:
+                    events = self.poller.poll(self._timeout() * 1000)
+                except InterruptedError:
+                    events = []
+                self._read_signals()
+                self._read_children(events)
+                self._reap()
+                now = time.monotonic()
+                self._timers(now)
+                self.recycler.check(list(self.workers.values()), now, self._kill)
+                self.reloader.progress(now)
+                self._manage(now)
+                if self.stopping and not self.workers:
+                    break
+        finally:
+            self._finish()
+        return 0
+
+    def _setup_signals(self) -> None:
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        for name in SIGNALS:
+            signal.signal(getattr(signal, "SIG" + name), _record)
+        self.poller = select.poll()
+        self.poller.register(self.wake_r, select.POLLIN)
+        self.fd_owner: dict[int, int] = {}
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        due = [self.next_beat, self.next_control, self.leases.next_due(), now + 1.0]
+        due += [w.kill_at for w in self.workers.values() if w.kill_at is not None]
+        if self._missing() > 0 and not self.boot.halted:
+            due.append(self.boot.next_at)
+        return max(0.0, min(due) - now)
+
+    def _read_signals(self) -> None:
+        try:
+            data = os.read(self.wake_r, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        for signum in data:
+            self._on_signal(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        sig = signal.Signals(signum)
+        if sig != signal.SIGCHLD:
+            log.info("received %s", sig.name)
+        if sig == signal.SIGTERM:
+            self.stop(False, "SIGTERM")
+        elif sig == signal.SIGINT:
+            self.ints += 1
+            self.stop(self.ints > 1, "SIGINT" if self.ints == 1 else "second SIGINT")
+        elif sig == signal.SIGQUIT:
+            self.stop(True, "SIGQUIT")
+        elif sig == signal.SIGHUP:
+            self.reload("SIGHUP")
+        elif sig == signal.SIGTTIN:
+            self.scale(self.desired + 1, "SIGTTIN")
+        elif sig == signal.SIGTTOU:
+            self.scale(max(1, self.desired - 1), "SIGTTOU")
+        elif sig == signal.SIGTSTP:
+            self.set_quiet(True, "SIGTSTP")
+        elif sig == signal.SIGCONT:
+            if self.quiet:
+                self.set_quiet(False, "SIGCONT")
+        elif sig == signal.SIGUSR1:
+            reopen_logs()
+            self._broadcast_signal(signal.SIGUSR1)
+        elif sig == signal.SIGUSR2:
+            self.dump("SIGUSR2")
+
+    def _read_children(self, events: list[tuple[int, int]]) -> None:
+        for fd, _ in events:
+            pid = self.fd_owner.get(fd)
+            w = self.workers.get(pid) if pid is not None else None
+            if w is None:
+                continue
+            msgs = w.channel.read()
+            if msgs is None:
+                self.poller.unregister(fd)
+                del self.fd_owner[fd]
+                continue
+            for msg in msgs:
+                if w.on_message(msg):
+                    self.boot.booted()
+                    log.info("worker %d (pid %d, generation %d) is up", w.index, w.pid,
+                             w.generation)  # fmt: skip
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            w = self.workers.pop(pid, None)
+            if w is not None:
+                self._on_exit(w, os.waitstatus_to_exitcode(status))
+
+    def _on_exit(self, w: WorkerHandle, code: int) -> None:
+        for msg in w.channel.read() or []:
+            w.on_message(msg)
+        if w.channel.rfd in self.fd_owner:
+            self.poller.unregister(w.channel.rfd)
+            del self.fd_owner[w.channel.rfd]
+        w.channel.close()
+        how = f"exit code {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
+        released = self.leases.release(w.triples(), stalled=code != 0,
+                                       reason=f"worker process died ({how})")  # fmt: skip
+        expected = w.retiring or self.stopping
+        level = logging.INFO if expected or (code == 0 and self.burst) else logging.ERROR
+        log.log(level, "worker %d (pid %d) exited: %s%s; %s job(s) released", w.index, w.pid, how,
+                f" ({w.reason})" if w.reason else "", released)  # fmt: skip
+        if not w.up and not expected:
+            self.boot.failed(time.monotonic())
+            if self.boot.halted:
+                log.error("%d workers in a row died before booting; no more respawns (fix the "
+                          "cause, then send HUP)", self.boot.failures)  # fmt: skip
+                self.notify.status(f"spawning halted: {self.boot.failures} boot failures")
+        elif self.burst and code == 0 and not w.retiring and w.generation == self.generation:
+            self.desired -= 1
+            if self.desired <= 0:
+                self.stop(False, "burst: queues empty")
+
+    def _timers(self, now: float) -> None:
+        assert self.redis is not None
+        self.leases.tick(self._held, self._lease_news)
+        if now >= self.next_control:
+            self.next_control = now + CONTROL_EVERY
+            self.control.poll(self)
+        if now >= self.next_beat:
+            self.next_beat = now + HEARTBEAT
+            for w in self.workers.values():
+                w.sample()
+                w.channel.flush()
+            self.control.publish(self.status())
+            jobs = sum(len(w.jobs) for w in self.workers.values())
+            self.notify.status(f"{len(self.workers)} workers, {jobs} jobs in flight"
+                               f"{', quiet' if self.quiet else ''}"
+                               f"{', Redis down' if self.redis.down_since else ''}")  # fmt: skip
+            if self.stopping:
+                remaining = max((w.kill_at or now) - now for w in self.workers.values()) if \
+                    self.workers else 0  # fmt: skip
+                self.notify.extend_timeout(remaining + 5)
+        self.notify.watchdog(now)
+        if self.draining and not self.stopping and not any(w.jobs for w in self.workers.values()):
+            self.stop(False, "drained")
+
+    def _held(self) -> dict[int, list[tuple[str, str, str]]]:
+        return {pid: w.triples() for pid, w in self.workers.items() if w.jobs}
+
+    def _lease_news(self, pid: int, lost: list[str], cancelled: list[str]) -> None:
+        w = self.workers.get(pid)
+        if w is not None:
+            if lost:
+                w.channel.send({"t": "lost", "ids": lost})
+            if cancelled:
+                w.channel.send({"t": "cancel", "ids": cancelled})
+
+    # -- reconciling ---------------------------------------------------------------------------
+    def current(self) -> list[WorkerHandle]:
+        return [w for w in self.workers.values()
+                if w.generation == self.generation and not w.retiring]  # fmt: skip
+
+    def _missing(self) -> int:
+        return 0 if self.stopping else self.desired - len(self.current())
+
+    def _manage(self, now: float) -> None:
+        missing = self._missing()
+        if missing > 0 and self.boot.may_spawn(now):
+            for _ in range(missing if self.boot.failures == 0 else 1):
+                self._spawn()
+        elif missing < 0:
+            extra = sorted(self.current(), key=lambda w: (w.busy, -w.spawned))[:-missing]
+            for w in extra:
+                log.info("retiring worker %d (pid %d): scaled down", w.index, w.pid)
+                w.retire("scaled down", now + self.spec.grace + 2.0)
+        if not self.ready_sent and self.workers and all(w.up for w in self.workers.values()):
+            self.ready_sent = True
+            self.notify.ready(f"{len(self.workers)} workers up")
+            log.info("all %d workers up", len(self.workers))
+
+    def _spawn(self) -> None:
+        used = {w.index for w in self.current()}
+        index = next(i for i in range(1, len(used) + 2) if i not in used)
+        close = [self.wake_r, self.wake_w, *self.fd_owner]
+        close += [w.channel.wfd for w in self.workers.values()]
+        if self.notify._sock is not None:
+            close.append(self.notify._sock.fileno())
+        pid, channel = fork_worker(self.spec, index, self.quiet or self.draining, close)
+        self.workers[pid] = WorkerHandle(
+            pid, index, self.generation, channel, self.spec.concurrency
+        )
+        self.poller.register(channel.rfd, select.POLLIN)
+        self.fd_owner[channel.rfd] = pid
+        log.info("spawned worker %d (pid %d, generation %d)", index, pid, self.generation)
+
+    def _kill(self, w: WorkerHandle, graceful: bool) -> None:
+        if graceful:
+            self.leases.release(w.triples(), stalled=False)
+        w.kill_group()
+
+    def _broadcast_signal(self, sig: int) -> None:
+        for w in self.workers.values():
+            w.send_signal(sig)
+
+    # -- operations shared by signals and control commands --------------------------------------
+    def scale(self, n: int, why: str) -> Reply:
+        if not 1 <= n <= 1024:
+            return False, f"worker count must be between 1 and 1024, got {n}", {}
+        if self.stopping:
+            return False, "the master is stopping", {}
+        old, self.desired = self.desired, n
+        log.info("worker count %d -> %d (%s)", old, n, why)
+        return True, f"workers {old} -> {n}", {"desired": n}
+
+    def set_quiet(self, quiet: bool, why: str) -> Reply:
+        self.quiet = quiet
+        if not quiet:
+            self.draining = False
+        for w in self.workers.values():
+            w.channel.send({"t": "quiet", "on": quiet})
+        log.info("%s (%s)", "quiet: fetching stopped" if quiet else "resumed fetching", why)
+        return True, "quiet" if quiet else "resumed", {}
+
+    def drain(self, why: str) -> Reply:
+        self.set_quiet(True, why)
+        self.draining = True
+        jobs = sum(len(w.jobs) for w in self.workers.values())
+        return True, f"draining: stopping once {jobs} job(s) in flight finish", {"jobs": jobs}
+
+    def reload(self, why: str) -> Reply:
+        return self.reloader.start(why)
+
+    def stop(self, fast: bool, why: str) -> Reply:
+        now = time.monotonic()
+        if not self.stopping:
+            self.notify.stopping()
+        if fast and not self.fast or not self.stopping:
+            self.stopping, self.fast = True, self.fast or fast
+            grace = FAST_GRACE if fast else self.spec.grace + 2.0
+            log.info("%s stop (%s): %d workers", "fast" if fast else "graceful", why,
+                     len(self.workers))  # fmt: skip
+            for w in self.workers.values():
+                w.retire("stopping", now + grace, signal.SIGQUIT if fast else signal.SIGTERM)
+        return True, "stopping" + (" fast" if fast else ""), {}
+
+    def dump(self, why: str) -> Reply:
+        log.warning("stack dump (%s): master pid %d, then %d workers", why, self.pid,
+                    len(self.workers))  # fmt: skip
+        faulthandler.dump_traceback(sys.stderr, all_threads=True)
+        self._broadcast_signal(signal.SIGUSR2)
+        return True, f"stacks of the master and {len(self.workers)} workers dumped to the log", {}
+
+    def status(self) -> dict[str, Any]:
+        cfg = self.cfg.as_dict(redacted=True)
+        return {
+            "id": self.id, "host": self.host, "pid": self.pid, "version": __version__,
+            "started": self.started, "queues": self.spec.queues, "prefix": self.spec.prefix,
+            "config": {k: cfg[k] for k in ("redis", "workers", "autoscaler", "scheduler")},
+            "desired": self.desired, "actual": len(self.current()), "quiet": self.quiet,
+            "draining": self.draining, "stopping": self.stopping, "generation": self.generation,
+            "spawn_halted": self.boot.halted, "redis_down": self.redis.down_since is not None,
+            "workers": [w.describe() for w in sorted(self.workers.values(), key=lambda w: w.index)],
+        }  # fmt: skip
+
+    def _finish(self) -> None:
+        for w in list(self.workers.values()):
+            self._kill(w, True)
+        end = time.monotonic() + 5
+        while self.workers and time.monotonic() < end:
+            self._reap()
+            time.sleep(0.01)
+        if self.leases.pending:
+            self.leases._retry_pending()
+        self.control.unregister()
+        self.notify.close()
+        signal.set_wakeup_fd(-1)
+        log.info("master %s stopped", self.id)

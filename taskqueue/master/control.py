@@ -1,0 +1,127 @@
+"""The master's control plane in Redis: its status record and its command list.
+
+Duties:
+1. ``publish``: every heartbeat SET ``Keys.master(id)`` to the JSON status record (PX = 5
+   heartbeats) and ZADD the id to ``Keys.masters`` (score = now in ms), in one round trip.
+2. ``poll``: LPOP up to ``BATCH`` JSON commands from ``Keys.control(id)``, run each through
+   the same master methods the signals use, RPUSH a JSON reply ``{"ok", "message", "data"}``
+   to ``Keys.reply(request id)`` with EXPIRE ``REPLY_TTL``.
+3. ``unregister``: delete the record and ZREM the id on exit.
+Commands: ping, scale {n | delta}, quiet, resume, drain, reload, stop {fast}, dump, status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Protocol
+
+from ..keys import Keys
+from .redisguard import RedisGuard
+
+log = logging.getLogger("taskqueue.master")
+BATCH = 10
+REPLY_TTL = 60
+HEARTBEATS_TTL = 5
+Reply = tuple[bool, str, dict[str, Any]]
+
+
+class Commands(Protocol):
+    def scale(self, n: int, why: str) -> Reply: ...
+    def set_quiet(self, quiet: bool, why: str) -> Reply: ...
+    def drain(self, why: str) -> Reply: ...
+    def reload(self, why: str) -> Reply: ...
+    def stop(self, fast: bool, why: str) -> Reply: ...
+    def dump(self, why: str) -> Reply: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+class ControlPlane:
+    def __init__(self, redis: RedisGuard, keys: Keys, master_id: str, heartbeat: float) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.id = master_id
+        self.ttl_ms = int(heartbeat * HEARTBEATS_TTL * 1000)
+
+    def publish(self, record: dict[str, Any]) -> None:
+        data = json.dumps(record, default=str, separators=(",", ":"))
+
+        def go() -> None:
+            pipe = self.redis.client.pipeline(transaction=False)
+            pipe.set(self.keys.master(self.id), data, px=self.ttl_ms)
+            pipe.zadd(self.keys.masters, {self.id: int(time.time() * 1000)})
+            pipe.execute()
+
+        self.redis.call(go)
+
+    def poll(self, target: Commands) -> int:
+        raw = self.redis.call(lambda: self.redis.client.lpop(self.keys.control(self.id), BATCH))
+        for item in raw or []:
+            self._one(item, target)
+        return len(raw or [])
+
+    def _one(self, item: bytes, target: Commands) -> None:
+        try:
+            req = json.loads(item)
+            req_id = str(req["id"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed control command: %r", item[:200])
+            return
+        try:
+            ok, message, data = run_command(target, req.get("cmd"), req.get("args") or {})
+        except Exception as exc:  # a bug must not kill the master; tell the caller
+            log.exception("control command %r failed", req.get("cmd"))
+            ok, message, data = False, f"{type(exc).__name__}: {exc}", {}
+        log.info("control command %s (request %s): %s", req.get("cmd"), req_id, message)
+        reply = json.dumps({"ok": ok, "message": message, "data": data}, default=str)
+
+        def go() -> None:
+            pipe = self.redis.client.pipeline(transaction=False)
+            pipe.rpush(self.keys.reply(req_id), reply)
+            pipe.expire(self.keys.reply(req_id), REPLY_TTL)
+            pipe.execute()
+
+        self.redis.call(go)
+
+    def unregister(self) -> None:
+        def go() -> None:
+            pipe = self.redis.client.pipeline(transaction=False)
+            pipe.delete(self.keys.master(self.id))
+            pipe.zrem(self.keys.masters, self.id)
+            pipe.execute()
+
+        self.redis.call(go)
+
+
+def run_command(target: Commands, cmd: Any, args: dict[str, Any]) -> Reply:
+    why = "control command"
+    if cmd == "ping":
+        return True, "pong", {}
+    if cmd == "scale":
+        current = int(target.status()["desired"])
+        if "n" in args:
+            n = args["n"]
+        elif "delta" in args:
+            n = current + int(args["delta"])
+        else:
+            return False, "scale needs args {'n': int} or {'delta': int}", {}
+        if not isinstance(n, int) or isinstance(n, bool):
+            return False, f"scale: n must be an integer, got {n!r}", {}
+        return target.scale(n, why)
+    if cmd == "quiet":
+        return target.set_quiet(True, why)
+    if cmd == "resume":
+        return target.set_quiet(False, why)
+    if cmd == "drain":
+        return target.drain(why)
+    if cmd == "reload":
+        return target.reload(why)
+    if cmd == "stop":
+        return target.stop(bool(args.get("fast")), why)
+    if cmd == "dump":
+        return target.dump(why)
+    if cmd == "status":
+        return True, "status", target.status()
+    known = "ping, scale, quiet, resume, drain, reload, stop, dump, status"
+    return False, f"unknown command {cmd!r}; known: {known}", {}
