@@ -1,0 +1,48 @@
+"""Read-only views computed from Redis: queue lengths and per-minute rates (every host sees the
+same numbers, since they come from the counters the Lua scripts keep)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from ..keys import Keys
+
+COUNTERS = ("enqueued", "started", "succeeded", "failed", "retried", "dead")
+
+
+def minute_now(client: redis.Redis) -> int:
+    secs, _ = client.time()
+    return int(secs) // 60
+
+
+def queue_overview(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
+    """One row per queue: queued, scheduled, active, paused, and the counts of the last full
+    minute (``<counter>_per_min``)."""
+    queues = sorted(q.decode() for q in client.smembers(keys.queues))
+    last = client.hgetall(keys.stats_minute(minute_now(client) - 1))
+    pipe = client.pipeline(transaction=False)
+    for q in queues:
+        pipe.llen(keys.ready(q))
+        pipe.zcard(keys.scheduled(q))
+        pipe.zcard(keys.active(q))
+    pipe.smembers(keys.paused)
+    *raw, paused = pipe.execute()
+    rows = []
+    for i, q in enumerate(queues):
+        row: dict[str, Any] = {
+            "queue": q,
+            "queued": raw[3 * i],
+            "scheduled": raw[3 * i + 1],
+            "active": raw[3 * i + 2],
+            "paused": q.encode() in paused,
+        }
+        for c in COUNTERS:
+            row[f"{c}_per_min"] = int(last.get(f"{q}:{c}".encode(), 0))
+        rows.append(row)
+    return rows
+
+
+def dead_count(client: redis.Redis, keys: Keys) -> int:
+    return client.zcard(keys.dead)
