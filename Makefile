@@ -43,3 +43,8 @@ docs-check: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+## bench: taskqueue vs Celery, RQ, Dramatiq, arq, Huey and SAQ on a private redis-server
+## (bench/README.md); installs the peers into bench/.venv-peers. BENCH_ARGS="--quick" etc.
+bench:
+	$(PYTHON) bench/run.py $(BENCH_ARGS)

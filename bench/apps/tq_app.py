@@ -1,0 +1,10 @@
+"""taskqueue: the benchmark task (async: the worker runs it on its event loop, no thread hop)."""
+
+from benchtask import run_async
+
+from taskqueue import task
+
+
+@task(name="bench.incr")
+async def incr(x):
+    await run_async(x)
