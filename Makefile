@@ -48,3 +48,12 @@ clean:
 ## (bench/README.md); installs the peers into bench/.venv-peers. BENCH_ARGS="--quick" etc.
 bench:
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+## man: regenerate man/task-worker.1 and man/tqctl.1 from the argparse parsers
+man: $(STAMP)
+	$(VENV)/bin/argparse-manpage --module taskqueue.cli.tqctl --function build_parser --prog tqctl \
+	  --project-name taskqueue --version 0.1.0 --manual-title "taskqueue manual" \
+	  --description "control and inspect taskqueue through Redis" --output man/tqctl.1
+	$(VENV)/bin/argparse-manpage --module taskqueue.cli.worker --function build_parser --prog task-worker \
+	  --project-name taskqueue --version 0.1.0 --manual-title "taskqueue manual" \
+	  --description "pre-fork supervisor of taskqueue worker processes" --output man/task-worker.1
