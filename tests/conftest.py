@@ -56,4 +56,5 @@ def running_worker(client: TaskQueue, reg: Registry, **kwargs: object) -> Iterat
 def worker_factory(client: TaskQueue, reg: Registry):
     return lambda **kw: running_worker(client, reg, **kw)
 
+
 from master_fixtures import masters  # noqa: E402, F401 - fixture for tests/test_master_*.py
