@@ -337,7 +337,9 @@ class DramatiqAdapter(Adapter):
 class ArqAdapter(AsyncAdapter):
     name = "arq"
     dist = "arq"
-    concurrency_note = "{procs} worker processes x max_jobs={conc}; default poll_delay 0.5 s"
+    concurrency_note = (
+        "{procs} worker processes x max_jobs={conc}; poll_delay 0.05 s (default 0.5 s)"
+    )
 
     async def aopen(self) -> None:
         from arq import create_pool
