@@ -4,7 +4,7 @@ Modules, one duty each: ``arbiter`` (the loop, signals, reconciling), ``spawn`` 
 back-off), ``child`` (the worker process side), ``channel`` (the pipe protocol), ``handle``
 (the master's view of one worker), ``leases`` (extend, release, recover, promote),
 ``recycle`` (task/memory limits, hung workers, runaway sync tasks), ``reload`` (rolling HUP),
-``control`` (status record and commands in Redis), ``redisguard`` (outage handling),
+``signals`` (the signal table), ``control`` (status record and commands in Redis), ``redisguard`` (outage handling),
 ``sdnotify`` (systemd), ``pidfile``.
 """
 

@@ -1,7 +1,7 @@
 """The master's loop: one thread, signals through a wakeup pipe, children reconciled each pass.
 
 Duties:
-1. Signals: handlers record nothing themselves; ``signal.set_wakeup_fd`` writes each signal's
+1. Signals (``signals.py``): handlers record nothing themselves; ``set_wakeup_fd`` writes each signal's
    number into a pipe the loop polls, and the loop dispatches them (table in DESIGN.md).
 2. Each pass: read the workers' reports, reap with ``waitpid(-1, WNOHANG)`` (releasing a dead
    worker's jobs at once), run the timers (leases, recovery, promotion, status record, control
@@ -28,7 +28,8 @@ from typing import Any
 from .. import __version__
 from ..broker import Broker
 from ..keys import Keys
-from .child import reopen_logs, setproctitle
+from . import signals
+from .child import setproctitle
 from .control import ControlPlane, Reply
 from .handle import WorkerHandle
 from .leases import LeaseKeeper
@@ -42,11 +43,6 @@ log = logging.getLogger("taskqueue.master")
 HEARTBEAT = 1.0
 CONTROL_EVERY = 0.1
 FAST_GRACE = 3.0
-SIGNALS = ("HUP", "INT", "QUIT", "TERM", "TTIN", "TTOU", "TSTP", "CONT", "USR1", "USR2", "CHLD")
-
-
-def _record(signum: int, frame: Any) -> None:
-    """Python-level handler: nothing to do, the C handler already wrote to the wakeup fd."""
 
 
 class Arbiter:
@@ -120,12 +116,7 @@ class Arbiter:
         return 0
 
     def _setup_signals(self) -> None:
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
-        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
-        for name in SIGNALS:
-            signal.signal(getattr(signal, "SIG" + name), _record)
+        self.wake_r, self.wake_w = signals.install()
         self.poller = select.poll()
         self.poller.register(self.wake_r, select.POLLIN)
         self.fd_owner: dict[int, int] = {}
@@ -139,40 +130,8 @@ class Arbiter:
         return max(0.0, min(due) - now)
 
     def _read_signals(self) -> None:
-        try:
-            data = os.read(self.wake_r, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        for signum in data:
-            self._on_signal(signum)
-
-    def _on_signal(self, signum: int) -> None:
-        sig = signal.Signals(signum)
-        if sig != signal.SIGCHLD:
-            log.info("received %s", sig.name)
-        if sig == signal.SIGTERM:
-            self.stop(False, "SIGTERM")
-        elif sig == signal.SIGINT:
-            self.ints += 1
-            self.stop(self.ints > 1, "SIGINT" if self.ints == 1 else "second SIGINT")
-        elif sig == signal.SIGQUIT:
-            self.stop(True, "SIGQUIT")
-        elif sig == signal.SIGHUP:
-            self.reload("SIGHUP")
-        elif sig == signal.SIGTTIN:
-            self.scale(self.desired + 1, "SIGTTIN")
-        elif sig == signal.SIGTTOU:
-            self.scale(max(1, self.desired - 1), "SIGTTOU")
-        elif sig == signal.SIGTSTP:
-            self.set_quiet(True, "SIGTSTP")
-        elif sig == signal.SIGCONT:
-            if self.quiet:
-                self.set_quiet(False, "SIGCONT")
-        elif sig == signal.SIGUSR1:
-            reopen_logs()
-            self._broadcast_signal(signal.SIGUSR1)
-        elif sig == signal.SIGUSR2:
-            self.dump("SIGUSR2")
+        for signum in signals.pending(self.wake_r):
+            signals.dispatch(self, signum)
 
     def _read_children(self, events: list[tuple[int, int]]) -> None:
         for fd, _ in events:
@@ -306,7 +265,7 @@ class Arbiter:
             self.leases.release(w.triples(), stalled=False)
         w.kill_group()
 
-    def _broadcast_signal(self, sig: int) -> None:
+    def broadcast_signal(self, sig: int) -> None:
         for w in self.workers.values():
             w.send_signal(sig)
 
@@ -355,7 +314,7 @@ class Arbiter:
         log.warning("stack dump (%s): master pid %d, then %d workers", why, self.pid,
                     len(self.workers))  # fmt: skip
         faulthandler.dump_traceback(sys.stderr, all_threads=True)
-        self._broadcast_signal(signal.SIGUSR2)
+        self.broadcast_signal(signal.SIGUSR2)
         return True, f"stacks of the master and {len(self.workers)} workers dumped to the log", {}
 
     def status(self) -> dict[str, Any]:
