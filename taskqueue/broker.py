@@ -245,7 +245,7 @@ class Broker:
         return Call("cancel", keys, [], _s)
 
     def pause(self, queue: str) -> Call:
-        return Call("pause", [self.keys.paused], [queue], bool)
+        return Call("pause", [self.keys.paused, self.keys.queues], [queue], bool)
 
     def resume(self, queue: str) -> Call:
         k = self.keys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -22,6 +23,8 @@ def fmt(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
     if isinstance(value, float):
         return f"{value:.1f}"
     return str(value)

@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--args", default="[]", help="JSON list of positional arguments")
     s.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments")
-    s.add_argument("--queue", help="queue name (default: the task's, else 'default')")
+    s.add_argument("--queue", help="queue name (default: 'default'; tqctl does not import task code)")
     s.add_argument("--delay", type=float, help="seconds before it may run")
     s.add_argument("--key", help="idempotency key")
     return p
