@@ -27,6 +27,12 @@ from .runner import AsyncRunner, SyncRunner
 from .serialization import DEFAULT_MAX_PAYLOAD, decode_result
 
 DEFAULT_URL = "redis://127.0.0.1:6379"
+#: Socket timeout of the connections taskqueue opens (s). It must exceed the longest blocking
+#: wait (BLPOP for wake tokens and results, at most ``MAX_BLOCK``); redis-py's own default (5 s)
+#: would cut those waits short.
+SOCKET_TIMEOUT = 15.0
+#: Longest single blocking call (s): dead connections are noticed at least this often.
+MAX_BLOCK = 10.0
 #: Jobs per enqueue script call in enqueue_many.
 BATCH = 1000
 ALL = "all"
@@ -34,6 +40,17 @@ ALL = "all"
 
 def default_url() -> str:
     return os.environ.get("REDIS_URL") or DEFAULT_URL
+
+
+def connection_options() -> dict[str, Any]:
+    """Keyword arguments for ``Redis.from_url`` of every connection taskqueue opens."""
+    return {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": 5.0}
+
+
+def block_cap(client: Any) -> float:
+    """Longest blocking wait that fits in the client's socket timeout (at most MAX_BLOCK)."""
+    timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+    return MAX_BLOCK if not timeout else max(0.1, min(MAX_BLOCK, timeout - 1.0))
 
 
 class _Base:
@@ -114,7 +131,7 @@ class TaskQueue(_Base):
             registry=registry,
             broker_options=broker_options,
         )
-        self.redis = client or redis.Redis.from_url(self.url)
+        self.redis = client or redis.Redis.from_url(self.url, **connection_options())
         self.run = SyncRunner(self.redis)
 
     def close(self) -> None:
@@ -166,7 +183,9 @@ class TaskQueue(_Base):
             finished, value = self._outcome(job_id, self.run(self.broker.watch(job_id)))
             if finished:
                 return value
-            if self.redis.blpop([self.keys.done(job_id)], timeout=remaining(until)):
+            if self.redis.blpop(
+                [self.keys.done(job_id)], timeout=remaining(until, block_cap(self.redis))
+            ):
                 self.redis.lpush(self.keys.done(job_id), "1")  # let other waiters see it too
 
     def status(self, job_id: str) -> JobStatus:
@@ -259,7 +278,7 @@ class AsyncTaskQueue(_Base):
             registry=registry,
             broker_options=broker_options,
         )
-        self.redis = client or redis.asyncio.Redis.from_url(self.url)
+        self.redis = client or redis.asyncio.Redis.from_url(self.url, **connection_options())
         self.run = AsyncRunner(self.redis)
 
     async def close(self) -> None:
@@ -306,7 +325,9 @@ class AsyncTaskQueue(_Base):
             finished, value = self._outcome(job_id, await self.run(self.broker.watch(job_id)))
             if finished:
                 return value
-            if await self.redis.blpop([self.keys.done(job_id)], timeout=remaining(until)):
+            if await self.redis.blpop(
+                [self.keys.done(job_id)], timeout=remaining(until, block_cap(self.redis))
+            ):
                 await self.redis.lpush(self.keys.done(job_id), "1")
 
     async def status(self, job_id: str) -> JobStatus:

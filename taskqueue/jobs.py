@@ -153,11 +153,11 @@ def deadline(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
 
 
-def remaining(until: float | None) -> float:
-    """Seconds left before ``until`` (capped at 10 s per blocking call), or raise TimeoutError."""
+def remaining(until: float | None, cap: float) -> float:
+    """Seconds left before ``until`` (at most ``cap`` per blocking call), or raise TimeoutError."""
     if until is None:
-        return 10.0
+        return cap
     left = until - time.monotonic()
     if left <= 0:
         raise TimeoutError("timed out waiting for the job's result")
-    return min(left, 10.0)
+    return min(left, cap)

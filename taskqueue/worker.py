@@ -39,7 +39,7 @@ import redis.exceptions
 from . import logs, queue_names
 from .backoff import backoff_ms
 from .broker import Broker, Leased
-from .client import TaskQueue, default_url
+from .client import TaskQueue, block_cap, connection_options, default_url
 from .errors import Reject, Retry
 from .jobs import check_queue
 from .keys import Keys
@@ -50,8 +50,6 @@ from .serialization import MalformedPayload, decode_call, encode_result
 
 log = logging.getLogger("taskqueue.worker")
 _DEFAULT_OPTIONS = TaskOptions()
-#: Longest single block on the wake lists (s): dead connections are noticed this often.
-MAX_BLOCK = 10.0
 #: Reconnect backoff after a Redis error (s): doubles from the first value to the second.
 RECONNECT = (0.1, 5.0)
 
@@ -135,7 +133,8 @@ class Worker:
     async def run_async(self, burst: bool = False) -> None:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
-        self.redis = redis.asyncio.Redis.from_url(self.url)
+        self.redis = redis.asyncio.Redis.from_url(self.url, **connection_options())
+        self.max_block = block_cap(self.redis)
         self.call = AsyncRunner(self.redis)
         timers = []
         if self.standalone:
@@ -178,7 +177,9 @@ class Worker:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            await self._block(MAX_BLOCK if due_in is None else max(0.005, min(due_in, MAX_BLOCK)))
+            await self._block(
+                self.max_block if due_in is None else max(0.005, min(due_in, self.max_block))
+            )
 
     async def _block(self, timeout: float) -> None:
         """Wait for a wake token on any of our queues, for ``stop()``, or for the timeout."""

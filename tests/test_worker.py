@@ -7,6 +7,7 @@ import time
 
 import msgpack
 import pytest
+from conftest import running_worker
 
 from taskqueue import Reject, Retry, Task, TaskQueue, task
 from taskqueue.errors import TaskFailed
@@ -285,3 +286,19 @@ def test_an_idle_worker_does_not_poll_redis(client, reg, worker_factory) -> None
     issued = {n: calls(after, n) - calls(before, n) for n in ("evalsha", "blpop", "eval")}
     # One blocking BLPOP lasts up to 10 s; an idle worker issues at most a couple of commands.
     assert sum(issued.values()) <= 2, issued
+
+
+def test_idle_blocking_waits_fit_in_the_socket_timeout(redis_url, reg, caplog) -> None:
+    """A blocking wait longer than the connection's socket timeout would look like an outage."""
+    caplog.set_level("WARNING", logger="taskqueue.worker")
+    client = TaskQueue(redis_url + "?socket_timeout=1.5", registry=reg)
+    with running_worker(client, reg):
+        time.sleep(3.5)  # idle across more than two socket timeouts
+    assert not [r for r in caplog.records if "lost Redis" in r.getMessage()]
+
+
+def test_result_waits_longer_than_the_socket_timeout(redis_url, reg) -> None:
+    client = TaskQueue(redis_url + "?socket_timeout=1", registry=reg)
+    job_id = client.enqueue_with("later", (), strict=False)
+    with pytest.raises(TimeoutError):
+        client.result(job_id, timeout=2.5)

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from ..client import block_cap
 from ..errors import TaskQueueError
 from ..keys import Keys
 
@@ -87,7 +88,12 @@ class ControlClient:
         pipe.rpush(self.keys.control(master), body)
         pipe.expire(self.keys.control(master), 300)
         pipe.execute()
-        got = self.redis.blpop([self.keys.reply(req)], timeout=max(timeout, 0.01))
+        deadline = time.monotonic() + timeout
+        got = None
+        while got is None and (left := deadline - time.monotonic()) > 0:
+            got = self.redis.blpop(
+                [self.keys.reply(req)], timeout=max(min(left, block_cap(self.redis)), 0.01)
+            )
         if got is None:
             # Withdraw the command if it was never picked up, so it cannot run much later.
             self.redis.lrem(self.keys.control(master), 1, body)
