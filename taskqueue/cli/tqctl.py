@@ -21,7 +21,7 @@ from ..control import ControlClient, NoSuchMaster, ReplyTimeout
 from ..control.overview import dead_count, queue_overview
 from ..errors import ConfigError, EnqueueError, JobNotFound, TaskQueueError
 from ..redact import redact_text, redact_url
-from .render import Progress, duration, mib, table
+from .render import Progress, duration, fmt, mib, table
 
 OK, FAILED, USAGE, NO_MASTER, TIMED_OUT = 0, 1, 2, 3, 4
 
@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--args", default="[]", help="JSON list of positional arguments")
     s.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments")
-    s.add_argument("--queue", help="queue name (default: 'default'; tqctl does not import task code)")
+    s.add_argument(
+        "--queue", help="queue name (default: 'default'; tqctl does not import task code)"
+    )
     s.add_argument("--delay", type=float, help="seconds before it may run")
     s.add_argument("--key", help="idempotency key")
     return p
@@ -365,7 +367,7 @@ class Ctl:
         for k in ("id", "state", "task", "queue", "attempts", "failures", "stalls",
                   "enqueued_at", "started_at", "finished_at", "error", "result"):  # fmt: skip
             if data.get(k) not in (None, ""):
-                print(f"{k:<12} {data[k]}")
+                print(f"{k:<12} {fmt(data[k])}")
         for h in st.history:
             print(f"  attempt {h.get('attempt')}: {h.get('error')}")
         return OK

@@ -12,16 +12,24 @@ from ..keys import Keys
 COUNTERS = ("enqueued", "started", "succeeded", "failed", "retried", "dead")
 
 
-def minute_now(client: redis.Redis) -> int:
+def last_minute_counts(client: redis.Redis, keys: Keys) -> dict[bytes, float]:
+    """Counter values over the last 60 s: this minute so far plus the matching share of the
+    previous minute (the scripts count per epoch minute)."""
     secs, _ = client.time()
-    return int(secs) // 60
+    minute, into = divmod(int(secs), 60)
+    now, prev = (
+        client.hgetall(keys.stats_minute(minute)),
+        client.hgetall(keys.stats_minute(minute - 1)),
+    )
+    share = 1.0 - into / 60
+    return {k: int(now.get(k, 0)) + int(prev.get(k, 0)) * share for k in set(now) | set(prev)}
 
 
 def queue_overview(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
-    """One row per queue: queued, scheduled, active, paused, and the counts of the last full
-    minute (``<counter>_per_min``)."""
+    """One row per queue: queued, scheduled, active, paused, and each counter over the last
+    60 s (``<counter>_per_min``)."""
     queues = sorted(q.decode() for q in client.smembers(keys.queues))
-    last = client.hgetall(keys.stats_minute(minute_now(client) - 1))
+    last = last_minute_counts(client, keys)
     pipe = client.pipeline(transaction=False)
     for q in queues:
         pipe.llen(keys.ready(q))
@@ -39,7 +47,7 @@ def queue_overview(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
             "paused": q.encode() in paused,
         }
         for c in COUNTERS:
-            row[f"{c}_per_min"] = int(last.get(f"{q}:{c}".encode(), 0))
+            row[f"{c}_per_min"] = round(last.get(f"{q}:{c}".encode(), 0))
         rows.append(row)
     return rows
 
