@@ -7,14 +7,10 @@ ARGV[2] limit       with no ids: most jobs moved in this call (oldest first)
 ARGV[3..] job ids to retry; none means "the oldest `limit` dead jobs"
 Returns: the number of jobs moved back to a queue.
 ]]
+--@include pick_ids
 --@include wake
 local base = ARGV[1]
-local ids = {}
-if #ARGV > 2 then
-  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
-else
-  ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-end
+local ids = pick_ids(KEYS[1], 3, tonumber(ARGV[2]))
 local moved = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
