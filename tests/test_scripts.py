@@ -63,3 +63,13 @@ def test_scripts_reload_after_script_flush(tq) -> None:
     job_id = tq.enqueue_with("anything", (2,), strict=False)
     assert tq.status(job_id).state == "queued"
     assert tq.queue_lengths()["default"]["queued"] == 2
+
+
+def test_the_server_under_test_is_the_one_asked_for(redis_server) -> None:
+    """CI runs the smoke subset with TASKQUEUE_REDIS_SERVER=embedded: prove it is Redis 6.2."""
+    import os
+
+    version = redis_server.version()
+    assert version >= (6, 2), f"scripts need Redis >= 6.2, got {version}"
+    if os.environ.get("TASKQUEUE_REDIS_SERVER") == "embedded":
+        assert version[:2] == (6, 2), f"embedded redis-server should be 6.2, got {version}"
