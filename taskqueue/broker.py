@@ -226,6 +226,23 @@ class Broker:
             args += [job_id, token]
         return Call("release", keys, args, int)
 
+    def release_worker(
+        self, worker: str, *, stalled: bool = True, reason: str = "", limit: int = 1000
+    ) -> Call:
+        """Give back every job worker ``worker`` still holds (it died, or exited)."""
+        k = self.keys
+        keys = [k.dead, k.stats, k.held(worker)]
+        args = [
+            1 if stalled else 0,
+            self.max_stalls,
+            reason or "worker lost",
+            self.dead_max,
+            self.dead_age_ms,
+            k.base,
+            limit,
+        ]
+        return Call("release_worker", keys, args, int)
+
     def recover(self, queues: Sequence[str]) -> Call:
         k = self.keys
         keys = [k.dead, k.stats]

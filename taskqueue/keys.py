@@ -48,6 +48,9 @@ class Keys:
     def wake(self, queue: str) -> str:
         return self.base + "w:" + queue
 
+    def held(self, worker: str) -> str:
+        return self.base + "held:" + worker
+
     def stats_minute(self, minute: int) -> str:
         return f"{self.stats}:{minute}"
 

@@ -203,3 +203,42 @@ def test_recover_requeues_expired_leases(redis_url: str) -> None:
     wait_for(lambda: c.run(c.broker.recover(["default"]))["dead"] == 3, what="second expiry")
     assert {c.status(i).state for i in ids} == {"dead"}
     assert "lease expired" in c.status(ids[0]).error
+
+
+def test_release_worker_returns_every_job_a_dead_worker_held(client: TaskQueue) -> None:
+    """A worker killed right after fetching, before its master heard of the jobs: the master
+    still gives them all back at once from the worker's held set."""
+    ids = put(client, 4)
+    jobs = client.run(client.broker.fetch(["default"], 3, "w1:1", "w1")).jobs
+    client.run(client.broker.ack([(jobs[0], encode_result(1))]))  # finished: not held any more
+    other = client.run(client.broker.fetch(["default"], 1, "w2:1", "w2")).jobs[0]
+    n = client.run(client.broker.release_worker("w1", stalled=True, reason="worker died"))
+    assert n == 2
+    assert [client.status(j.id).state for j in jobs] == ["succeeded", "queued", "queued"]
+    assert [client.status(j.id).stalls for j in jobs[1:]] == [1, 1]
+    assert client.status(other.id).state == "active", "another worker's job is left alone"
+    assert client.redis.exists(client.keys.held("w1")) == 0
+    assert client.run(client.broker.release_worker("w1")) == 0
+    assert set(ids) == {j.id for j in jobs} | {other.id}
+
+
+def test_clean_exit_release_worker_spends_no_attempt(client: TaskQueue) -> None:
+    put(client, 2)
+    client.run(client.broker.fetch(["default"], 2, "w1:1", "w1"))
+    assert client.run(client.broker.release_worker("w1", stalled=False)) == 2
+    ready = client.redis.lrange(client.keys.ready("default"), 0, -1)
+    states = [client.status(i.decode()) for i in ready]
+    assert [(s.state, s.attempts, s.stalls) for s in states] == [("queued", 0, 0)] * 2
+
+
+def test_every_exit_from_active_leaves_the_held_set(redis_url: str) -> None:
+    c = TaskQueue(redis_url, broker_options={"lease_ms": 50})
+    for _ in range(4):
+        c.enqueue_with("t", (1,), strict=False)
+    a, b, d, e = c.run(c.broker.fetch(["default"], 4, "w1:1", "w1")).jobs
+    c.run(c.broker.ack([(a, encode_result(1))]))
+    c.run(c.broker.fail(b, "E: x", "", 10_000))
+    c.run(c.broker.release([(d.id, d.queue, d.token)]))
+    wait_for(lambda: c.run(c.broker.recover(["default"]))["requeued"] == 1, what="e's lease expiry")
+    assert c.redis.smembers(c.keys.held("w1")) == set()
+    assert not any(c.redis.hexists(c.keys.job(j.id), "held") for j in (a, b, d, e))

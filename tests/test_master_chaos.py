@@ -36,7 +36,9 @@ def test_worker_sigkilled_every_half_second(redis_url, tq, masters):
     n = 20_000
     m = masters(redis_url, "-w", "4", env=FAST_LEASE)
     m.wait_workers(4)
-    ids = tq.enqueue_many([(anoop, (i,)) for i in range(n)])
+    # 20 ms of (async) work per job keeps the run long enough for a kill every 0.5 s to land
+    # mid-run many times (4 workers x 10 slots: at most ~2,000 jobs/s).
+    ids = tq.enqueue_many([(asleep, (0.02, i)) for i in range(n)])
     kills = 0
     deadline = time.monotonic() + 240
     while succeeded(tq, ids) < n:
@@ -49,7 +51,9 @@ def test_worker_sigkilled_every_half_second(redis_url, tq, masters):
     redelivered = sum(1 for s in counts(tq, ids, "stalls") if s and int(s) > 0)
     print(f"\n{n} jobs, {kills} workers SIGKILLed, {redelivered} jobs redelivered")
     assert kills >= 5
-    assert redelivered <= kills * 10  # at most one worker's slots in flight per kill
+    # A kill redelivers what that worker held: up to 10 running jobs plus finished ones whose
+    # batched ack had not reached Redis yet (those are the duplicate executions).
+    assert redelivered <= kills * 20
     assert assert_conserved(tq.redis, ids) == {"succeeded": n}
     assert m.stop() == 0
 

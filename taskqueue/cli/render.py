@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TextIO
 
 

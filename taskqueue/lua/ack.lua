@@ -8,6 +8,7 @@ Returns: array with one integer per job: 1 acknowledged, 0 lease lost (another w
 --@include now_ms
 --@include count
 --@include finish
+--@include unhold
 local now = now_ms()
 local out = {}
 local n = (#KEYS - 1) / 3
@@ -20,6 +21,7 @@ for i = 0, n - 1 do
     if f[2] then count(KEYS[1], f[2], 'duplicates', 1, now) end
   else
     redis.call('ZREM', active, f[5])
+    unhold(job_key, f[5])
     redis.call('HSET', job_key, 'result', ARGV[2 + i * 2])
     finish(job_key, done_key, 'succeeded', now, tonumber(f[4]))
     count(KEYS[1], f[2], 'succeeded', 1, now)

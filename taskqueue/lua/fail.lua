@@ -21,6 +21,7 @@ Returns: the job's new state: 'scheduled' | 'dead' | 'failed' | 'cancelled', or 
 --@include now_ms
 --@include count
 --@include finish
+--@include unhold
 --@include wake
 --@include to_dead
 local now = now_ms()
@@ -30,6 +31,7 @@ local f = redis.call('HMGET', job_key, 'token', 'queue', 'failures', 'max_retrie
 if f[1] ~= ARGV[1] or ARGV[1] == '' then return 'lost' end
 local queue, id = f[2], f[10]
 redis.call('ZREM', KEYS[2], id)
+unhold(job_key, id)
 local failures = tonumber(f[3]) + 1
 local history = {}
 if f[8] then history = cjson.decode(f[8]) end

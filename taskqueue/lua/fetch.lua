@@ -7,7 +7,9 @@ KEYS[3..] four per queue, in priority order: ready LIST, scheduled ZSET, active 
 ARGV[1] n           most jobs to lease (the caller's free slots)
 ARGV[2] lease_ms    lease length; the holder extends it while the job runs
 ARGV[3] token       lease token of this batch (fencing: ack, fail, extend and release check it)
-ARGV[4] worker      worker id, recorded on the job for inspection
+ARGV[4] worker      worker id, recorded on the job; its leased ids are kept in the set
+        `<base>held:<worker>` (derived, same hash tag) so that its master can release them all
+        at once if the worker dies, even before it reported them
 ARGV[5] base        key prefix with hash tag, e.g. `tq:{default}:`; job records `<base>job:<id>`
         are derived from popped ids (same hash tag)
 ARGV[6] promote     most scheduled jobs to promote per queue in this call
@@ -23,6 +25,7 @@ local want = tonumber(ARGV[1])
 local deadline = now + tonumber(ARGV[2])
 local token, worker, base = ARGV[3], ARGV[4], ARGV[5]
 local promote_limit = tonumber(ARGV[6])
+local held_key = base .. 'held:' .. worker
 local nq = (#KEYS - 2) / 4
 local out = {now, -1}
 local got = 0
@@ -59,7 +62,8 @@ for i = 0, nq - 1 do
         if f[1] and f[9] ~= 'cancelled' then
           local attempts = tonumber(f[3]) + 1
           redis.call('HSET', job_key, 'state', 'active', 'token', token, 'worker', worker,
-            'started_ms', now, 'attempts', attempts)
+            'started_ms', now, 'attempts', attempts, 'held', held_key)
+          redis.call('SADD', held_key, id)
           redis.call('ZADD', active, deadline, id)
           local ready_since = math.max(tonumber(f[7]), tonumber(f[8]))
           local n = #out

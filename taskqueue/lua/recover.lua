@@ -15,6 +15,7 @@ Returns: {requeued, dead, cancelled}: counts of recovered jobs by outcome.
 --@include finish
 --@include wake
 --@include to_dead
+--@include unhold
 --@include stall
 local now = now_ms()
 local tally = {queued = 0, dead = 0, cancelled = 0, gone = 0}

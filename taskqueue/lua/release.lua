@@ -18,6 +18,7 @@ Returns: the number of jobs released (those whose token still matched).
 --@include finish
 --@include wake
 --@include to_dead
+--@include unhold
 --@include stall
 local now = now_ms()
 local released = 0
@@ -34,6 +35,7 @@ for i = n - 1, 0, -1 do
         tonumber(ARGV[4]), tonumber(ARGV[5]))
     else
       redis.call('ZREM', active, id)
+      unhold(job_key, id)
       if f[4] == '1' then
         finish(job_key, ARGV[6] .. 'done:' .. id, 'cancelled', now, tonumber(f[5]))
         count(KEYS[2], f[3], 'cancelled', 1, now)

@@ -29,7 +29,7 @@ from .. import __version__
 from ..broker import Broker
 from ..keys import Keys
 from . import signals
-from .child import setproctitle
+from .child import setproctitle, worker_name
 from .control import ControlPlane, Reply
 from .handle import WorkerHandle
 from .leases import LeaseKeeper
@@ -170,8 +170,12 @@ class Arbiter:
             del self.fd_owner[w.channel.rfd]
         w.channel.close()
         how = f"exit code {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
-        released = self.leases.release(w.triples(), stalled=code != 0,
-                                       reason=f"worker process died ({how})")  # fmt: skip
+        reason = f"worker process died ({how})"
+        released = self.leases.release(w.triples(), stalled=code != 0, reason=reason)
+        swept = self.leases.release_worker(worker_name(self.spec, w.pid), stalled=code != 0,
+                                           reason=reason)  # fmt: skip
+        if released is not None and swept:
+            released += swept
         expected = w.retiring or self.stopping
         level = logging.INFO if expected or (code == 0 and self.burst) else logging.ERROR
         log.log(level, "worker %d (pid %d) exited: %s%s; %s job(s) released", w.index, w.pid, how,
@@ -336,7 +340,7 @@ class Arbiter:
         while self.workers and time.monotonic() < end:
             self._reap()
             time.sleep(0.01)
-        if self.leases.pending:
+        if self.leases.pending or self.leases.pending_workers:
             self.leases._retry_pending()
         self.control.unregister()
         self.notify.close()

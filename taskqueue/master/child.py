@@ -70,6 +70,11 @@ class TrackingExecutor(ThreadPoolExecutor):
         return worst
 
 
+def worker_name(spec: Any, pid: int) -> str:
+    """The worker id of child ``pid``: its lease tokens and its held set in Redis use it."""
+    return f"{spec.prefix}-{spec.host}-{pid}"
+
+
 class ChildWorker(Worker):
     """A ``Worker`` that talks to its master through a ``Channel``."""
 
@@ -211,7 +216,7 @@ def run_child(spec: Any, index: int, channel: Channel, master_pid: int, quiet: b
             spec.taskqueue(),
             spec.queues,
             spec.concurrency,
-            name=f"{spec.prefix}-{spec.host}-{os.getpid()}",
+            name=worker_name(spec, os.getpid()),
             grace_period=spec.grace,
             standalone=False,
             channel=channel,

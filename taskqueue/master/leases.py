@@ -6,6 +6,8 @@ Duties:
    to the child that holds them.
 2. ``release``: give a dead (stalled) or killed child's jobs back at once; releases that could
    not reach Redis are kept and retried on the next tick (fencing makes a retry harmless).
+   ``release_worker`` then sweeps the child's held set in Redis, which also has the jobs it
+   leased but died before reporting.
 3. ``recover`` expired leases of the master's queues and ``promote`` due scheduled jobs on
    their timers.
 """
@@ -39,6 +41,7 @@ class LeaseKeeper:
         self.next_recover = now
         self.next_promote = now
         self.pending: list[tuple[list[Triple], bool, str]] = []
+        self.pending_workers: list[tuple[str, bool, str]] = []
 
     def next_due(self) -> float:
         return min(self.next_extend, self.next_recover, self.next_promote)
@@ -46,7 +49,7 @@ class LeaseKeeper:
     def tick(self, held: Callable[[], dict[int, list[Triple]]],
              notify: Callable[[int, list[str], list[str]], None]) -> None:  # fmt: skip
         now = time.monotonic()
-        if self.pending:
+        if self.pending or self.pending_workers:
             self._retry_pending()
         if now >= self.next_extend:
             self.next_extend = now + self.interval
@@ -94,7 +97,23 @@ class LeaseKeeper:
             n += res
         return n
 
+    def release_worker(self, worker: str, *, stalled: bool, reason: str = "") -> int | None:
+        total = 0
+        while True:
+            res = self.redis.script(
+                self.broker.release_worker(worker, stalled=stalled, reason=reason)
+            )
+            if res is None:
+                self.pending_workers.append((worker, stalled, reason))
+                return None
+            total += res
+            if res < 1000:
+                return total
+
     def _retry_pending(self) -> None:
         pending, self.pending = self.pending, []
         for jobs, stalled, reason in pending:
             self.release(jobs, stalled=stalled, reason=reason)
+        workers, self.pending_workers = self.pending_workers, []
+        for worker, stalled, reason in workers:
+            self.release_worker(worker, stalled=stalled, reason=reason)
