@@ -12,7 +12,7 @@ import redis
 
 from taskqueue import TaskQueue
 from taskqueue.testing import assert_conserved, wait_for
-from tests.tasks_for_master import anoop, asleep, sleep
+from tests.tasks_for_master import asleep, sleep
 
 pytestmark = pytest.mark.slow
 FAST_LEASE = {"TASKQUEUE_WORKERS__LEASE_SECONDS": "3", "TASKQUEUE_WORKERS__MAX_STALLS": "50"}
