@@ -5,7 +5,7 @@ from taskqueue import TaskQueue, Task, task, queue_names
 
 from . import queue_names
 from .client import AsyncTaskQueue, TaskQueue
-from .errors import Reject, Retry, TaskFailed, TaskQueueError
+from .errors import Reject, Retry, SoftTimeLimitExceeded, TaskFailed, TaskQueueError
 from .task import Task, task
 
 __version__ = "0.1.0"
@@ -14,6 +14,7 @@ __all__ = [
     "AsyncTaskQueue",
     "Reject",
     "Retry",
+    "SoftTimeLimitExceeded",
     "Task",
     "TaskFailed",
     "TaskQueue",

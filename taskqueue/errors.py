@@ -71,5 +71,10 @@ class Retry(Exception):  # noqa: N818 - a control-flow signal raised by task cod
         super().__init__(reason)
 
 
+class SoftTimeLimitExceeded(Exception):  # noqa: N818 - the name users know from Celery
+    """Raised inside a sync task's thread when its time limit passes; catch it to clean up.
+    A task that keeps running anyway has its worker process replaced by the master."""
+
+
 class Reject(Exception):  # noqa: N818 - a control-flow signal raised by task code
     """Raise inside a task to send the job straight to the dead letter, without retries."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import logging
 import os
@@ -40,7 +41,7 @@ from . import logs, queue_names
 from .backoff import backoff_ms
 from .broker import Broker, Leased
 from .client import TaskQueue, block_cap, connection_options, default_url
-from .errors import Reject, Retry
+from .errors import Reject, Retry, SoftTimeLimitExceeded
 from .jobs import check_queue
 from .keys import Keys
 from .redact import redact_text
@@ -62,6 +63,8 @@ class Running:
     started: float
     task: asyncio.Task | None = None
     lost: bool = False
+    #: Thread running this job's sync code while it has a time limit (for the soft limit).
+    thread: int | None = None
     cancel_requested: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -224,11 +227,12 @@ class Worker:
             if spec.is_async:
                 work = spec.func(*args, **kwargs)
             else:
-                work = self._loop.run_in_executor(  # type: ignore[union-attr]
-                    self._executor, functools.partial(spec.func, *args, **kwargs)
-                )
+                call = functools.partial(spec.func, *args, **kwargs)
+                if job.timeout_ms:
+                    call = functools.partial(_in_thread, r, call)
+                work = self._loop.run_in_executor(self._executor, call)  # type: ignore[union-attr]
             if job.timeout_ms:
-                result = await self._with_timeout(work, job.timeout_ms / 1000)
+                result = await self._with_timeout(work, job.timeout_ms / 1000, r)
             else:
                 result = await work
             payload = encode_result(result)
@@ -256,11 +260,12 @@ class Worker:
             if self._ack_task is None:
                 self._ack_task = asyncio.ensure_future(self._flush_acks())
 
-    async def _with_timeout(self, work: Any, seconds: float) -> Any:
+    async def _with_timeout(self, work: Any, seconds: float, r: Running) -> Any:
         task = asyncio.ensure_future(work)
         done, _ = await asyncio.wait({task}, timeout=seconds)
         if task not in done:
             task.cancel()
+            _interrupt_thread(r)
             raise _AttemptTimeout(f"task exceeded its time limit of {seconds:g}s")
         return task.result()
 
@@ -418,6 +423,30 @@ class Worker:
         if self._outage_since is not None:
             log.warning("Redis is back after %.1fs", time.monotonic() - self._outage_since)
             self._outage_since = None
+
+
+_thread_lock = threading.Lock()
+
+
+def _in_thread(r: Running, call: Any) -> Any:
+    """Run a time-limited sync call, noting its thread so the limit can interrupt it."""
+    with _thread_lock:
+        r.thread = threading.get_ident()
+    try:
+        return call()
+    finally:
+        with _thread_lock:
+            r.thread = None
+
+
+def _interrupt_thread(r: Running) -> None:
+    """Soft time limit: raise SoftTimeLimitExceeded inside the thread still running ``r``
+    (delivered at its next Python bytecode; code blocked in C sees it when the call returns)."""
+    with _thread_lock:
+        if r.thread is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(r.thread), ctypes.py_object(SoftTimeLimitExceeded)
+            )
 
 
 class _AttemptTimeout(Exception):

@@ -7,6 +7,7 @@ import os
 import time
 
 from taskqueue import task
+from taskqueue.errors import SoftTimeLimitExceeded
 
 _leak: list[bytes] = []
 
@@ -47,5 +48,11 @@ def leak(mib: int) -> int:
 
 @task(name="m.spin", timeout=1, max_retries=1, retry_backoff=0.05, retry_backoff_max=0.1)
 def spin() -> None:
+    # Ignores the soft time limit (SoftTimeLimitExceeded raised in its thread), so only the
+    # master's hard kill of the worker process can stop it.
     while True:
-        pass
+        try:
+            while True:
+                pass
+        except SoftTimeLimitExceeded:
+            pass

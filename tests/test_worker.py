@@ -302,3 +302,24 @@ def test_result_waits_longer_than_the_socket_timeout(redis_url, reg) -> None:
     job_id = client.enqueue_with("later", (), strict=False)
     with pytest.raises(TimeoutError):
         client.result(job_id, timeout=2.5)
+
+
+def test_a_sync_task_past_its_limit_gets_soft_time_limit_exceeded(client, reg) -> None:
+    from taskqueue.errors import SoftTimeLimitExceeded
+
+    seen = []
+
+    @task(name="spin", registry=reg, timeout=0.2, max_retries=0)
+    def spin():
+        try:
+            while True:  # pure Python: the soft limit interrupts it
+                pass
+        except SoftTimeLimitExceeded:
+            seen.append("interrupted")
+            raise
+
+    job_id = client.enqueue(spin)
+    Worker(client, registry=reg).run(burst=True)
+    st = client.status(job_id)
+    assert st.state == "dead" and st.error.startswith("TimeoutError")
+    wait_for(lambda: seen == ["interrupted"], what="the thread to see the soft limit")
