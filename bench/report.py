@@ -206,10 +206,13 @@ def chart(result: dict, path: Path) -> None:
             colors.append("#d62728" if n == "taskqueue" else "#7f7f7f")
         ax.bar(names, meds, yerr=[lo, hi], color=colors, capsize=3)
         ax.set_title(title)
+        if key.startswith("latency"):
+            ax.set_yscale("log")
         ax.tick_params(axis="x", rotation=30)
         for i, v in enumerate(meds):
             if v == 0:
-                ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8)
+                ax.text(i, 0.5 if key.startswith("latency") else 0, "n/a", ha="center",
+                        va="bottom", fontsize=8)  # fmt: skip
     fig.suptitle(f"taskqueue vs peers — {result['date']}, {result['machine']['cpus']} CPUs")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
