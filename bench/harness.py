@@ -109,7 +109,10 @@ class WorkerTree:
         for p in self.processes():
             try:
                 info = p.memory_full_info()
-                cmd = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(p.cmdline()))
+                argv = p.cmdline()
+                if argv and argv[0].startswith("/") and Path(argv[0]).exists():
+                    argv = [Path(argv[0]).name, *argv[1:]]  # else a title set by setproctitle
+                cmd = " ".join(argv).strip()
                 out.append({"pid": p.pid, "cmd": cmd[:120], "rss": info.rss, "uss": info.uss})
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass

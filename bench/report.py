@@ -147,13 +147,22 @@ def memory_table(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def _git(result: dict) -> str:
+    g = result.get("git") or {}
+    if not g.get("commit"):
+        return "unknown commit"
+    return f"commit {g['commit']}" + (
+        " + uncommitted taskqueue/ changes" if g["taskqueue_dirty"] else ""
+    )
+
+
 def section(result: dict, chart_name: str = "results/chart.png") -> str:
     m = result["machine"]
     s = result["settings"]
     return (
         f"Run of {result['date']} on {m['cpus']} × {m['cpu_model']}, {m['memory_gib']} GiB, "
         f"{m['os']}, Python {m['python']}, redis-server {result['redis']}. "
-        f"Command: `{result['command']}`. Jobs per drain {s['jobs']:,}, single enqueue "
+        f"Tree: {_git(result)}. Command: `{result['command']}`. Jobs per drain {s['jobs']:,}, single enqueue "
         f"{s['enqueue_jobs']:,}, runs {s['runs']} (median, min–max), {s['procs']} worker "
         f"processes, concurrency {s['concurrency']} where offered.\n\n"
         + table(result)

@@ -117,6 +117,20 @@ def machine() -> dict:
     }
 
 
+def git_state() -> dict:
+    """Commit of the tree measured, and whether taskqueue/ had uncommitted changes."""
+
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "taskqueue_dirty": bool(git("status", "--porcelain", "--", "taskqueue"))}  # fmt: skip
+
+
 def one_round(bench, a, args, procs: int, conc: int) -> dict:
     """One full run of the workload for one library: enqueue, bulk, drain, idle, latency."""
     res: dict = {}
@@ -305,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                 "idle_seconds",
             )  # fmt: skip
         },
-        "command": "python bench/run.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
+        "git": git_state(),
         "libraries": {},
         "skipped": {},
     }
