@@ -53,6 +53,8 @@ log = logging.getLogger("taskqueue.worker")
 _DEFAULT_OPTIONS = TaskOptions()
 #: Reconnect backoff after a Redis error (s): doubles from the first value to the second.
 RECONNECT = (0.1, 5.0)
+#: An idle worker fetches after this many empty blocking waits even without a wake token.
+SAFETY_FETCH_EVERY = 6
 
 
 @dataclass(slots=True)
@@ -180,14 +182,25 @@ class Worker:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            await self._block(
-                self.max_block if due_in is None else max(0.005, min(due_in, self.max_block))
-            )
+            await self._idle(due_in)
 
-    async def _block(self, timeout: float) -> None:
-        """Wait for a wake token on any of our queues, for ``stop()``, or for the timeout."""
+    async def _idle(self, due_in: float | None) -> None:
+        """Block until there may be work: a wake token, a scheduled job coming due, stop() or a
+        free slot. Every change that makes work available pushes a wake token, so a block that
+        times out without one needs no fetch (a safety fetch still runs once a minute)."""
+        due_at = None if due_in is None else time.monotonic() + due_in
+        for _ in range(SAFETY_FETCH_EVERY):
+            left = self.max_block if due_at is None else due_at - time.monotonic()
+            if left <= 0 or await self._block(max(0.005, min(left, self.max_block))):
+                return
+
+    async def _block(self, timeout: float) -> bool:
+        """Wait for a wake token on any of our queues, for ``stop()``, or for the timeout;
+        False only when the timeout passed with nothing to wake for."""
         assert self._wakeup is not None
         self._wakeup.clear()
+        if self.stopping:  # stop() raced with the clear() above: its wakeup may be gone
+            return True
         wake_keys = [self.keys.wake(q) for q in self.queues]
         pop = asyncio.ensure_future(self.redis.blpop(wake_keys, timeout=timeout))
         stop = asyncio.ensure_future(self._wakeup.wait())
@@ -196,12 +209,14 @@ class Worker:
         if pop not in done:
             pop.cancel()
         try:
-            await pop
+            got = await pop
             self._reconnected()
+            return got is not None or stop in done
         except asyncio.CancelledError:
-            pass
+            return True
         except redis.exceptions.RedisError as exc:
             await self._outage(exc)
+            return True
 
     # -- running jobs --------------------------------------------------------------------------
     def _start(self, job: Leased) -> None:

@@ -14,6 +14,7 @@ No threads: Redis calls, timers and control commands all run in this loop.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import os
@@ -32,6 +33,7 @@ from . import signals
 from .child import setproctitle, worker_name
 from .control import ControlPlane, Reply
 from .handle import WorkerHandle
+from .inbox import Inbox
 from .leases import LeaseKeeper
 from .recycle import Recycler
 from .redisguard import RedisGuard
@@ -40,8 +42,11 @@ from .sdnotify import Notifier
 from .spawn import BootGuard, WorkerSpec, fork_worker
 
 log = logging.getLogger("taskqueue.master")
-HEARTBEAT = 1.0
-CONTROL_EVERY = 0.1
+#: Longest time between two status records in Redis (they expire after five); shorter when
+#: workers.heartbeat_interval is.
+HEARTBEAT = 2.0
+#: Commands arrive through the inbox at once; this slow poll only covers a broken inbox.
+CONTROL_EVERY = 10.0
 FAST_GRACE = 3.0
 
 
@@ -79,9 +84,16 @@ class Arbiter:
             self.redis = RedisGuard(cfg.redis.url, min(2.0, cfg.redis.command_timeout))
             if old is not None and old.pending:
                 log.warning("%d job release(s) pending on the old Redis URL", len(old.pending))
-        self.leases = LeaseKeeper(self.redis, self.broker, self.spec.queues, self.id,
-                                  cfg.scheduler.tick_interval)  # fmt: skip
-        self.control = ControlPlane(self.redis, self.keys, self.id, HEARTBEAT)
+        # Workers promote due scheduled jobs themselves whenever they fetch (and wake up for the
+        # next due one), so the master's own promotion timer is only the --enable-scheduler one.
+        promote = cfg.scheduler.tick_interval if cfg.scheduler.enabled else None
+        self.leases = LeaseKeeper(self.redis, self.broker, self.spec.queues, self.id, promote)
+        self.beat = min(HEARTBEAT, cfg.workers.heartbeat_interval)
+        self.control = ControlPlane(self.redis, self.keys, self.id, self.beat)
+        if getattr(self, "inbox", None) is not None:
+            self._drop_inbox()
+        self.inbox = Inbox(self.redis.client, self.keys.control(self.id))
+        self.inbox_fd: int | None = None
         w = cfg.workers
         self.recycler = Recycler(max_tasks=w.max_tasks_per_child,
                                  max_memory_mib=w.max_memory_per_child,
@@ -95,6 +107,7 @@ class Arbiter:
                  self.desired, ",".join(self.spec.queues), self.generation)  # fmt: skip
         self.ready_sent = False
         self.next_beat = self.next_control = 0.0
+        self.beats = 0
         try:
             while True:
                 try:
@@ -103,6 +116,7 @@ class Arbiter:
                     events = []
                 self._read_signals()
                 self._read_children(events)
+                self._watch_inbox()
                 self._reap()
                 now = time.monotonic()
                 self._timers(now)
@@ -133,8 +147,29 @@ class Arbiter:
         for signum in signals.pending(self.wake_r):
             signals.dispatch(self, signum)
 
+    def _watch_inbox(self) -> None:
+        fd = self.inbox.arm()
+        if fd != self.inbox_fd:
+            if self.inbox_fd is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.poller.unregister(self.inbox_fd)
+            if fd is not None:
+                self.poller.register(fd, select.POLLIN)
+            self.inbox_fd = fd
+
+    def _drop_inbox(self) -> None:
+        if self.inbox_fd is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.poller.unregister(self.inbox_fd)
+            self.inbox_fd = None
+        self.inbox.close()
+
     def _read_children(self, events: list[tuple[int, int]]) -> None:
         for fd, _ in events:
+            if fd == self.inbox_fd and fd is not None:
+                self.control.handle(self.inbox.read(), self)
+                self.control.poll(self)  # anything else that queued up meanwhile
+                continue
             pid = self.fd_owner.get(fd)
             w = self.workers.get(pid) if pid is not None else None
             if w is None:
@@ -198,11 +233,12 @@ class Arbiter:
             self.next_control = now + CONTROL_EVERY
             self.control.poll(self)
         if now >= self.next_beat:
-            self.next_beat = now + HEARTBEAT
+            self.next_beat = now + self.beat
             for w in self.workers.values():
                 w.sample()
                 w.channel.flush()
-            self.control.publish(self.status())
+            self.beats += 1
+            self.control.publish(self.status(), index=self.beats % 5 == 1)
             jobs = sum(len(w.jobs) for w in self.workers.values())
             self.notify.status(f"{len(self.workers)} workers, {jobs} jobs in flight"
                                f"{', quiet' if self.quiet else ''}"
@@ -342,6 +378,7 @@ class Arbiter:
             time.sleep(0.01)
         if self.leases.pending or self.leases.pending_workers:
             self.leases._retry_pending()
+        self._drop_inbox()
         self.control.unregister()
         self.notify.close()
         signal.set_wakeup_fd(-1)

@@ -44,10 +44,15 @@ class ControlPlane:
         self.id = master_id
         self.ttl_ms = int(heartbeat * HEARTBEATS_TTL * 1000)
 
-    def publish(self, record: dict[str, Any]) -> None:
+    def publish(self, record: dict[str, Any], index: bool = True) -> None:
+        """Write the status record; ``index`` also refreshes the id in the masters index
+        (needed far less often: readers prune ids only after a minute without it)."""
         data = json.dumps(record, default=str, separators=(",", ":"))
 
         def go() -> None:
+            if not index:
+                self.redis.client.set(self.keys.master(self.id), data, px=self.ttl_ms)
+                return
             pipe = self.redis.client.pipeline(transaction=False)
             pipe.set(self.keys.master(self.id), data, px=self.ttl_ms)
             pipe.zadd(self.keys.masters, {self.id: int(time.time() * 1000)})
@@ -57,9 +62,12 @@ class ControlPlane:
 
     def poll(self, target: Commands) -> int:
         raw = self.redis.call(lambda: self.redis.client.lpop(self.keys.control(self.id), BATCH))
-        for item in raw or []:
-            self._one(item, target)
+        self.handle(raw or [], target)
         return len(raw or [])
+
+    def handle(self, items: list[bytes], target: Commands) -> None:
+        for item in items:
+            self._one(item, target)
 
     def _one(self, item: bytes, target: Commands) -> None:
         try:

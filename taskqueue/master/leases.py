@@ -29,7 +29,7 @@ Triple = tuple[str, str, str]
 
 class LeaseKeeper:
     def __init__(self, redis: RedisGuard, broker: Broker, queues: Sequence[str], master_id: str,
-                 promote_every: float = 1.0) -> None:  # fmt: skip
+                 promote_every: float | None = 1.0) -> None:  # fmt: skip
         self.redis = redis
         self.broker = broker
         self.queues = list(queues)
@@ -39,7 +39,7 @@ class LeaseKeeper:
         now = time.monotonic()
         self.next_extend = now + self.interval
         self.next_recover = now
-        self.next_promote = now
+        self.next_promote = now if promote_every else float("inf")
         self.pending: list[tuple[list[Triple], bool, str]] = []
         self.pending_workers: list[tuple[str, bool, str]] = []
 
@@ -60,7 +60,7 @@ class LeaseKeeper:
             if res and any(res.values()):
                 log.warning("recovered expired leases: %s", res)
         if now >= self.next_promote:
-            self.next_promote = now + self.promote_every
+            self.next_promote = now + (self.promote_every or float("inf"))
             self.redis.script(self.broker.fetch(self.queues, 0, "", self.master_id))
 
     def extend(self, by_child: dict[int, list[Triple]],
