@@ -108,6 +108,7 @@ class Worker:
         self._acks: list[tuple[Running, bytes]] = []
         self._ack_task: asyncio.Task | None = None
         self._fetches = 0
+        self._settled_count = 0
         self._stop_requested = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -168,6 +169,7 @@ class Worker:
                 continue
             self._fetches += 1
             token = f"{self.name}:{self._fetches}"
+            settled_before = self._settled_count
             res = await self._redis(self.broker.fetch(self.queues, free, token, self.name))
             if res is None:
                 continue
@@ -177,8 +179,12 @@ class Worker:
                 continue
             due_in = (res.next_due_ms - res.now_ms) / 1000 if res.next_due_ms >= 0 else None
             if burst and (due_in is None or due_in > 1.0):
-                if not self.running:
+                # Exit only on a view of Redis taken after every outcome was recorded: a fail
+                # that landed while this fetch ran may have scheduled a retry it did not see.
+                if not self.running and self._settled_count == settled_before:
                     return
+                if not self.running:
+                    continue
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
@@ -294,6 +300,7 @@ class Worker:
     def _settled(self, r: Running) -> None:
         """The job's outcome is recorded in Redis (or abandoned): it is no longer held."""
         self.running.pop(r.job.id, None)
+        self._settled_count += 1
         if self._wakeup is not None:
             self._wakeup.set()
 

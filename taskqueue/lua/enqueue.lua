@@ -10,12 +10,14 @@ Returns: flat array, two per job: job id (the existing one for a duplicate key),
         existed else 0.
 ]]
 --@include now_ms
---@include count
+--@include tally
 --@include wake
 local now = now_ms()
 local n = tonumber(ARGV[1])
 local idem_ttl = tonumber(ARGV[2])
 local out = {}
+local woken = {}   -- wake key -> tokens to push
+local queues = {}  -- queue names seen
 for i = 0, n - 1 do
   local k = 2 + i * 5
   local a = 2 + i * 11
@@ -48,11 +50,14 @@ for i = 0, n - 1 do
     else
       redis.call('RPUSH', ready, id)
     end
-    wake(wake_key, 1)
-    redis.call('SADD', KEYS[2], queue)
-    count(KEYS[1], queue, 'enqueued', 1, now)
+    woken[wake_key] = (woken[wake_key] or 0) + 1
+    queues[queue] = true
+    tally(queue, 'enqueued', 1)
     out[#out + 1] = id
     out[#out + 1] = 0
   end
 end
+for wake_key, tokens in pairs(woken) do wake(wake_key, tokens) end
+for queue in pairs(queues) do redis.call('SADD', KEYS[2], queue) end
+flush_tally(KEYS[1], now)
 return out

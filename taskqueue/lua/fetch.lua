@@ -18,7 +18,7 @@ Returns: {now_ms, next_due_ms (-1 if none scheduled), then nine per leased job: 
         queue, payload, attempts, failures, max_retries, timeout_ms, wait_ms}
 ]]
 --@include now_ms
---@include count
+--@include tally
 --@include wake
 local now = now_ms()
 local want = tonumber(ARGV[1])
@@ -76,13 +76,13 @@ for i = 0, nq - 1 do
           out[n + 7] = tonumber(f[5])
           out[n + 8] = tonumber(f[6])
           out[n + 9] = now - ready_since
-          observe(KEYS[2], queue, 'wait', now - ready_since, now)
+          sample(queue, 'wait', now - ready_since)
           got = got + 1
           started = started + 1
         end
       end
     end
-    if started > 0 then count(KEYS[2], queue, 'started', started, now) end
+    if started > 0 then tally(queue, 'started', started) end
     if redis.call('LLEN', ready) == 0 then
       redis.call('DEL', wake_key)
     elseif got >= want and redis.call('LLEN', wake_key) == 0 then
@@ -90,4 +90,5 @@ for i = 0, nq - 1 do
     end
   end
 end
+flush_tally(KEYS[2], now)
 return out

@@ -13,6 +13,7 @@ Duties:
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -99,6 +100,9 @@ def fork_worker(
     master_pid = os.getpid()
     handled = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+    # Move everything imported so far out of the collector's reach: a child's garbage
+    # collections then never write to those shared pages, so they stay shared (lower USS).
+    gc.freeze()
     try:
         pid = os.fork()
     except OSError:

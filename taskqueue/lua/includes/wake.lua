@@ -1,6 +1,10 @@
--- wake(wake_key, n): push up to n wake tokens for idle workers blocked on this list (capped at 64).
+-- wake(wake_key, n): push up to n wake tokens (one LPUSH) for idle workers blocked on this list,
+-- and keep at most 64 there.
 local function wake(wake_key, n)
   if n > 64 then n = 64 end
-  for _ = 1, n do redis.call('LPUSH', wake_key, '1') end
+  if n < 1 then return end
+  local tokens = {}
+  for i = 1, n do tokens[i] = '1' end
+  redis.call('LPUSH', wake_key, unpack(tokens))
   redis.call('LTRIM', wake_key, 0, 63)
 end
