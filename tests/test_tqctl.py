@@ -194,3 +194,10 @@ def test_man_pages_cover_every_subcommand() -> None:
     missing = [c for c in COMMANDS if f"tqctl {c}" not in page]
     assert not missing, f"man/tqctl.1 is stale (run `make man`): missing {missing}"
     assert "graceful\\-timeout" in (ROOT / "man" / "task-worker.1").read_text()
+
+
+def test_top_renders_a_live_view(redis_url, capsys) -> None:
+    TaskQueue(redis_url).enqueue_with("t", (1,), strict=False, queue="q9")
+    code, out, _ = ctl(capsys, redis_url, "top", "--interval", "0.01", "--iterations", "2")
+    assert code == 0
+    assert out.count("QUEUES") == 2 and "q9" in out and "(none running)" in out
