@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import uuid
 
 import pytest
@@ -73,10 +74,25 @@ def test_hup_replaces_every_worker_without_losing_jobs(redis_url, tq, masters):
     old = set(m.wait_workers(2))
     ids = [tq.enqueue(asleep, 0.05, i) for i in range(600)]
     wait_for(lambda: "succeeded" in states(tq, ids[:50]), 10, "jobs running")
+    # Sample progress through the reload: jobs must keep finishing while generations swap.
+    done_at: list[int] = []
+    stop_sampling = threading.Event()
+
+    def sample() -> None:
+        while not stop_sampling.wait(0.5):
+            done_at.append(states(tq, ids).count("succeeded"))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     m.send(signal.SIGHUP)
     m.wait_log("reload done")
     new = set(m.wait_workers(2, exclude=old))
     wait_for(all_in(tq, ids), 60, "every job succeeded")
+    stop_sampling.set()
+    sampler.join()
+    busy = [n for n in done_at if n < len(ids)]  # samples taken while work remained
+    stalls = [b for a, b in zip(busy, busy[1:], strict=False) if b == a]
+    assert len(busy) >= 2 and not stalls, f"throughput dropped to zero during the reload: {done_at}"
     ran_on = {tq.result(i) for i in [tq.enqueue(pid, 0.2) for _ in range(8)]}
     assert ran_on <= new
     assert m.stop() == 0
