@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_bench_harness_runs_taskqueue_only(tmp_path: Path) -> None:
     cmd = [
         sys.executable, str(ROOT / "bench" / "run.py"), "--no-venv", "--only", "taskqueue",
