@@ -56,21 +56,34 @@ def block_cap(client: Any) -> float:
 class _Base:
     """What both clients share: settings, job preparation and answer decoding."""
 
+    #: The redis-py client class and the script runner of the concrete client.
+    _redis_class: Any = None
+    _runner_class: Any = None
+
     def __init__(
         self,
-        url: str | None,
+        url: str | None = None,
         *,
-        namespace: str,
-        prefix: str,
-        max_payload: int,
-        registry: Registry,
-        broker_options: dict[str, Any] | None,
+        namespace: str = "default",
+        prefix: str = "tq",
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        registry: Registry = registry,
+        client: Any = None,
+        broker_options: dict[str, Any] | None = None,
     ) -> None:
+        """Connect to ``url`` (default ``$REDIS_URL``, else localhost), or use ``client``.
+
+        ``namespace`` and ``prefix`` pick the keys (``<prefix>:{<namespace>}:...``);
+        ``max_payload`` caps an encoded job (bytes); ``broker_options`` tunes leases, stalls,
+        dead-letter retention and idempotency windows (see ``Broker``).
+        """
         self.url = url or default_url()
         self.keys = Keys(prefix, namespace)
         self.broker = Broker(self.keys, **(broker_options or {}))
         self.max_payload = max_payload
         self.registry = registry
+        self.redis = client or self._redis_class.from_url(self.url, **connection_options())
+        self.run = self._runner_class(self.redis)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {redact_url(self.url)} namespace={self.keys.base!r}>"
@@ -112,27 +125,9 @@ class _Base:
 class TaskQueue(_Base):
     """Synchronous client. Thread-safe (redis-py pools its connections)."""
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        namespace: str = "default",
-        prefix: str = "tq",
-        max_payload: int = DEFAULT_MAX_PAYLOAD,
-        registry: Registry = registry,
-        client: redis.Redis | None = None,
-        broker_options: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            url,
-            namespace=namespace,
-            prefix=prefix,
-            max_payload=max_payload,
-            registry=registry,
-            broker_options=broker_options,
-        )
-        self.redis = client or redis.Redis.from_url(self.url, **connection_options())
-        self.run = SyncRunner(self.redis)
+    _redis_class = redis.Redis
+    _runner_class = SyncRunner
+    redis: redis.Redis
 
     def close(self) -> None:
         self.redis.close()
@@ -259,27 +254,9 @@ class TaskQueue(_Base):
 class AsyncTaskQueue(_Base):
     """asyncio client with the same methods as ``TaskQueue`` (each a coroutine)."""
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        namespace: str = "default",
-        prefix: str = "tq",
-        max_payload: int = DEFAULT_MAX_PAYLOAD,
-        registry: Registry = registry,
-        client: redis.asyncio.Redis | None = None,
-        broker_options: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            url,
-            namespace=namespace,
-            prefix=prefix,
-            max_payload=max_payload,
-            registry=registry,
-            broker_options=broker_options,
-        )
-        self.redis = client or redis.asyncio.Redis.from_url(self.url, **connection_options())
-        self.run = AsyncRunner(self.redis)
+    _redis_class = redis.asyncio.Redis
+    _runner_class = AsyncRunner
+    redis: redis.asyncio.Redis
 
     async def close(self) -> None:
         await self.redis.aclose()
