@@ -14,8 +14,9 @@ ARGV[5] base        key prefix with hash tag, e.g. `tq:{default}:`; job records 
         are derived from popped ids (same hash tag)
 ARGV[6] promote     most scheduled jobs to promote per queue in this call
 ARGV[7..] one per queue: the queue name, same order as KEYS
-Returns: {now_ms, next_due_ms (-1 if none scheduled), then nine per leased job: id, task,
-        queue, payload, attempts, failures, max_retries, timeout_ms, wait_ms}
+Returns: {now_ms, next_due_ms, then nine per leased job: id, task, queue, payload, attempts,
+        failures, max_retries, timeout_ms, wait_ms}. next_due_ms is the earliest scheduled job
+        of these queues when no job was leased, else -1 (also when none is scheduled).
 ]]
 --@include now_ms
 --@include tally
@@ -39,13 +40,7 @@ for i = 0, nq - 1 do
     redis.call('RPUSH', ready, id)
     redis.call('HSET', base .. 'job:' .. id, 'state', 'queued')
   end
-  local first = redis.call('ZRANGE', sched, 0, 0, 'WITHSCORES')
-  if first[2] then
-    local d = tonumber(first[2])
-    if next_due < 0 or d < next_due then next_due = d end
-  end
 end
-out[2] = next_due
 
 for i = 0, nq - 1 do
   if got >= want then break end
@@ -83,12 +78,26 @@ for i = 0, nq - 1 do
       end
     end
     if started > 0 then tally(queue, 'started', started) end
-    if redis.call('LLEN', ready) == 0 then
+    -- A short pop emptied the queue: its wake tokens are stale. A full one may have left jobs:
+    -- then make sure one token is there, so another idle worker comes for them.
+    if not ids or #ids < want - (got - started) or redis.call('LLEN', ready) == 0 then
       redis.call('DEL', wake_key)
     elseif got >= want and redis.call('LLEN', wake_key) == 0 then
       wake(wake_key, 1)
     end
   end
+end
+
+-- Only a caller that got nothing needs to know when to look again.
+if got == 0 then
+  for i = 0, nq - 1 do
+    local first = redis.call('ZRANGE', KEYS[4 + i * 4], 0, 0, 'WITHSCORES')
+    if first[2] then
+      local d = tonumber(first[2])
+      if next_due < 0 or d < next_due then next_due = d end
+    end
+  end
+  out[2] = next_due
 end
 flush_tally(KEYS[2], now)
 return out
