@@ -213,14 +213,7 @@ class Broker:
         """Give (job id, queue, token) triples back to their queues."""
         k = self.keys
         keys = [k.dead, k.stats]
-        args: list[Any] = [
-            1 if stalled else 0,
-            self.max_stalls,
-            reason or "worker lost",
-            self.dead_max,
-            self.dead_age_ms,
-            k.base,
-        ]
+        args = self._stall_args(stalled, reason)
         for job_id, queue, token in jobs:
             keys += [k.job(job_id), k.active(queue), k.ready(queue), k.wake(queue)]
             args += [job_id, token]
@@ -232,16 +225,18 @@ class Broker:
         """Give back every job worker ``worker`` still holds (it died, or exited)."""
         k = self.keys
         keys = [k.dead, k.stats, k.held(worker)]
-        args = [
+        return Call("release_worker", keys, [*self._stall_args(stalled, reason), limit], int)
+
+    def _stall_args(self, stalled: bool, reason: str) -> list[Any]:
+        """ARGV[1..6] shared by release and release_worker (the stall include's settings)."""
+        return [
             1 if stalled else 0,
             self.max_stalls,
             reason or "worker lost",
             self.dead_max,
             self.dead_age_ms,
-            k.base,
-            limit,
+            self.keys.base,
         ]
-        return Call("release_worker", keys, args, int)
 
     def recover(self, queues: Sequence[str]) -> Call:
         k = self.keys
