@@ -1,0 +1,225 @@
+"""The autoscaler's decision core on synthetic traces: no Redis, no processes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+
+from taskqueue.autoscaler import SLA, Decision, Policy, Sample, State, Thresholds, decide
+from taskqueue.autoscaler.sample import histogram_mean, histogram_percentile, priority_weights
+
+STEP = 5.0  # seconds between samples, as in the master
+SLOTS = 10
+
+
+def sample(
+    at: float, workers: int, *, queued: float = 0, busy: int | None = None, **kw: object
+) -> Sample:
+    slots = workers * SLOTS
+    b = min(slots, int(queued + (busy or 0))) if busy is None else busy
+    return Sample(at=at, workers=workers, slots=slots, busy=b, queued=int(queued),
+                  weighted_queued=float(queued), **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+def run(policy: Policy, load: Callable[[float, int], Sample], seconds: float, workers: int,
+        state: State | None = None) -> tuple[list[Decision], list[int], State]:  # fmt: skip
+    """Closed loop: every STEP seconds, sample the load at the current size, apply the decision."""
+    state = state or State.initial(policy)
+    decisions, sizes = [], []
+    t = 0.0
+    while t < seconds:
+        d, state = decide(load(t, workers), state, policy)
+        if d.action != "hold":
+            decisions.append(d)
+            workers = d.target
+        sizes.append(workers)
+        t += STEP
+    return decisions, sizes, state
+
+
+def demand_pool(jobs_in_system: Callable[[float], float]) -> Callable[[float, int], Sample]:
+    """Jobs in the system fill the slots first; the rest wait in the queue."""
+
+    def load(t: float, workers: int) -> Sample:
+        jobs = jobs_in_system(t)
+        slots = workers * SLOTS
+        return sample(t, workers, queued=max(0.0, jobs - slots), busy=int(min(jobs, slots)))
+
+    return load
+
+
+FAST = Policy(min_workers=1, max_workers=6, scale_up_count=10, scale_down_count=1,
+              scale_up_cooldown=0, scale_down_cooldown=0, consecutive=3)  # fmt: skip
+
+
+def test_step_scales_up_only_after_consecutive_signals_and_never_past_max() -> None:
+    load = demand_pool(lambda t: 600 if t >= 50 else 5)
+    decisions, sizes, _ = run(FAST, load, 300, workers=1)
+    ups = [d for d in decisions if d.action == "up"]
+    assert ups, "the step never scaled up"
+    first = ups[0]
+    # high from t = 50: the samples at 50, 55 and 60 are the three signals needed
+    assert first.at == 50 + (FAST.consecutive - 1) * STEP
+    assert first.target == FAST.max_workers, "a burst is met in one proportional step"
+    assert max(sizes) == FAST.max_workers
+    assert all("queue pressure" in " ".join(d.reasons) for d in ups)
+
+
+def test_one_signal_fewer_than_required_never_scales() -> None:
+    bursts = demand_pool(lambda t: 600 if int(t / STEP) % 3 != 2 else 5)  # two high, one low, ...
+    decisions, _, _ = run(FAST, bursts, 600, workers=1)
+    assert decisions == []
+
+
+def test_proportional_step_is_capped_by_scale_up_count() -> None:
+    policy = replace(FAST, max_workers=50, scale_up_count=4, consecutive=1)
+    d, _ = decide(sample(0, 2, queued=100), State.initial(policy), policy)
+    assert (d.action, d.count, d.target) == ("up", 4, 6)
+    d, _ = decide(sample(0, 2, queued=1, busy=14), State.initial(policy), policy)  # 0.5 < 0.75
+    assert d.action == "hold"
+    d, _ = decide(
+        sample(0, 4, queued=5), State.initial(policy), policy
+    )  # 1.25 -> ceil(4*1.25/.75)=7
+    assert (d.action, d.target) == ("up", 7)
+
+
+def test_oscillating_load_does_not_flap() -> None:
+    hysteresis = Policy(min_workers=1, max_workers=10, scale_up_count=4, scale_down_count=1,
+                        scale_up_cooldown=60, scale_down_cooldown=300, consecutive=2)  # fmt: skip
+    twitchy = replace(hysteresis, scale_up_cooldown=0, scale_down_cooldown=0, consecutive=1)
+    every_sample = demand_pool(lambda t: 80 if int(t / STEP) % 2 else 0)
+    assert run(hysteresis, every_sample, 3600, workers=1)[0] == []
+    # a slower wave: 40 s of work, 40 s of nothing, for an hour
+    wave = demand_pool(lambda t: 80 if t % 80 < 40 else 0)
+    calm = run(hysteresis, wave, 3600, workers=1)[0]
+    jumpy = run(twitchy, wave, 3600, workers=1)[0]
+    ups = [d for d in calm if d.action == "up"]
+    downs = [d for d in calm if d.action == "down"]
+    assert len(ups) <= 3600 / 60 and len(downs) <= 3600 / 300 + 1
+    assert len(calm) <= 20, f"{len(calm)} decisions an hour"
+    assert len(jumpy) > 3 * len(calm), "the comparison without hysteresis should flap"
+
+
+def test_idle_scales_down_to_min_only_after_its_cooldown() -> None:
+    policy = Policy(min_workers=2, max_workers=10, scale_down_count=1, scale_up_cooldown=30,
+                    scale_down_cooldown=120, consecutive=2)  # fmt: skip
+    state = replace(State.initial(policy), last_step_at=0.0)  # a scale-up just happened
+    idle = demand_pool(lambda t: 0)
+    decisions, sizes, _ = run(policy, idle, 1200, workers=8, state=state)
+    assert all(d.action == "down" for d in decisions)
+    assert decisions[0].at >= 120
+    gaps = [b.at - a.at for a, b in zip(decisions, decisions[1:], strict=False)]
+    assert all(g >= 120 for g in gaps)
+    assert sizes[-1] == 2 and min(sizes) == 2
+    assert all(d.count == 1 for d in decisions)
+
+
+def test_scale_down_keeps_utilization_under_target_and_retires_only_idle_workers() -> None:
+    policy = replace(FAST, max_workers=10, scale_down_count=10, consecutive=1)
+    d, _ = decide(sample(0, 8, busy=20), State.initial(policy), policy)
+    # 20 busy slots at 70 % target need ceil(20 / 7) = 3 workers
+    assert (d.action, d.target) == ("down", 3)
+    d, _ = decide(sample(0, 8, busy=20, idle_workers=2), State.initial(policy), policy)
+    assert (d.action, d.target) == ("down", 6)
+    d, _ = decide(sample(0, 8, busy=20, idle_workers=0), State.initial(policy), policy)
+    assert d.action == "hold" and "no idle worker to retire" in d.reasons
+    # busy enough that one worker fewer would pass the target: hold (the hysteresis gap)
+    d, _ = decide(sample(0, 4, busy=22), State.initial(policy), policy)
+    assert d.action == "hold"
+
+
+def test_high_error_rate_alone_never_scales_up() -> None:
+    policy = replace(FAST, consecutive=1)
+    failing = lambda t, w: sample(t, w, busy=w * 2, error_rate=0.9)  # noqa: E731
+    decisions, sizes, _ = run(policy, failing, 600, workers=2)
+    assert all(d.action != "up" for d in decisions) and max(sizes) <= 2
+    # even with a queue that would otherwise scale up, a failing dependency holds it back
+    d, _ = decide(sample(0, 2, queued=200, error_rate=0.5), State.initial(policy), policy)
+    assert d.action == "hold"
+    assert any("error rate" in r and "failing dependency" in r for r in d.reasons)
+
+
+def test_memory_pressure_blocks_scale_up_and_asks_for_recycling() -> None:
+    policy = replace(FAST, consecutive=1, scale_up_cooldown=60)
+    state = State.initial(policy)
+    hot = lambda t: sample(t, 2, queued=200, memory_mb=900.0)  # noqa: E731
+    d, state = decide(hot(0), state, policy)
+    assert d.action == "hold" and d.recycle
+    assert any("memory 900 MiB" in r for r in d.reasons)
+    d, state = decide(hot(5), state, policy)
+    assert d.action == "hold" and not d.recycle, "one recycle per scale-up cooldown"
+    d, state = decide(hot(65), state, policy)
+    assert d.recycle
+    d, _ = decide(sample(70, 2, queued=200, memory_mb=100.0), state, policy)
+    assert d.action == "up"
+
+
+def test_bounds_apply_at_once_and_pin_holds() -> None:
+    policy = replace(FAST, min_workers=3, consecutive=5, scale_up_cooldown=999)
+    d, _ = decide(sample(0, 1), State.initial(policy), policy)
+    assert (d.action, d.target, d.shared) == ("up", 3, False)
+    d, _ = decide(sample(0, 9), State.initial(policy), policy)
+    assert (d.action, d.target) == ("down", 6)
+    d, _ = decide(sample(0, 3, queued=500), State.initial(policy), policy, pinned=3)
+    assert d.action == "hold" and "pinned" in d.reasons[0]
+
+
+def test_old_flat_thresholds_keep_working() -> None:
+    t = Thresholds(queue_pressure=1000, worker_utilization=0.99, flat_up=2.0, flat_down=0.5)
+    policy = replace(FAST, thresholds=t, consecutive=1, max_workers=20)
+    d, _ = decide(sample(0, 4, queued=12, busy=4), State.initial(policy), policy)
+    assert d.action == "up" and "scale_up_threshold" in " ".join(d.reasons)
+    d, _ = decide(sample(0, 4, queued=4, busy=4), State.initial(policy), policy)  # 1 >= 0.5
+    assert d.action == "hold"
+
+
+def test_task_complexity_scales_a_loaded_pool_only() -> None:
+    policy = replace(FAST, consecutive=1, max_workers=20)
+    state = replace(State.initial(policy), baseline_ms=100.0)
+    busy = sample(0, 4, busy=30, run_ms=400.0)  # 75 % busy, jobs 4x slower
+    d, _ = decide(busy, state, policy)
+    assert d.action == "up" and "baseline" in " ".join(d.reasons)
+    d, _ = decide(sample(0, 4, busy=2, run_ms=400.0), state, policy)
+    assert d.action != "up"
+
+
+def test_adaptive_thresholds_converge_toward_the_sla_and_stay_in_bounds() -> None:
+    sla = SLA(max_p95_latency_ms=60_000, min_success_rate=0.99, max_queue_wait_time_ms=5000,
+              target_worker_utilization=0.7)  # fmt: skip
+    policy = Policy(thresholds=Thresholds(queue_pressure=1.5), sla=sla, adaptive=True,
+                    learning_rate=0.1, window_seconds=60)  # fmt: skip
+    state = State.initial(policy)
+    # the plant: queue wait p95 grows with how late the pool scales up
+    for i in range(600):
+        qp = state.thresholds.queue_pressure
+        s = sample(i * STEP, 4, busy=20, wait_p95_ms=4000 * qp / 0.75, finished=100, error_rate=0.0)
+        _, state = decide(s, state, policy)
+    qp = state.thresholds.queue_pressure
+    assert 4000 * qp / 0.75 <= 5000, "wait p95 brought under the SLA target"
+    assert 4000 * qp / 0.75 >= 2500, "and it stopped there, not at the floor"
+    moved = [a for a in state.adjustments if "queue_pressure" in a.changes]
+    assert moved and all("scale up sooner" in a.why for a in moved)
+    assert state.adjustments[-1].at < 1500, "and stopped moving once there"
+    assert state.thresholds.error_rate < 0.05 and state.thresholds.error_rate >= 0.01
+    # a window that always violates drives the levels to their floor and no further
+    for i in range(600, 3000):
+        _, state = decide(sample(i * STEP, 4, busy=40, wait_p95_ms=60_000), state, policy)
+    t = state.thresholds
+    assert math.isclose(t.queue_pressure, 1.5 / 2) and t.worker_utilization >= 0.75
+    assert t.flat_up >= policy.thresholds.flat_down
+    # an idle, comfortable pool drives them up to their ceiling and no further
+    for i in range(3000, 6000):
+        _, state = decide(sample(i * STEP, 4, busy=2, wait_p95_ms=10), state, policy)
+    assert math.isclose(state.thresholds.queue_pressure, 3.0)
+    assert state.thresholds.worker_utilization <= 0.99
+    assert "scale up later" in state.adjustments[-1].why
+
+
+def test_histogram_helpers_and_priority_weights() -> None:
+    assert histogram_percentile({}, 0.95) is None and histogram_mean({}) is None
+    buckets = {3: 90, 10: 10}  # 90 jobs of ~10 ms, 10 of ~1.5 s
+    assert histogram_percentile(buckets, 0.5) == 15
+    assert histogram_percentile(buckets, 0.95) == 2047
+    assert 100 < (histogram_mean(buckets) or 0) < 300
+    assert priority_weights(["a", "b", "c"]) == {"a": 1.5, "b": 1.0, "c": 0.5}
