@@ -57,4 +57,5 @@ def worker_factory(client: TaskQueue, reg: Registry):
     return lambda **kw: running_worker(client, reg, **kw)
 
 
+from browser_fixtures import browser  # noqa: E402, F401 - fixture for the dashboard tests
 from master_fixtures import masters  # noqa: E402, F401 - fixture for tests/test_master_*.py
