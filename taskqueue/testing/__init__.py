@@ -6,17 +6,29 @@ The pytest plugin (``taskqueue.testing.plugin``, loaded automatically once taskq
 installed) provides the fixtures ``redis_server`` (one server per session), ``redis_url`` (a
 clean database for each test), ``tq`` (a TaskQueue on it) and ``redis_factory`` (start your own,
 e.g. with AOF, to SIGKILL and restart).
+
+Beyond one server: ``LocalCluster`` (3 primaries with replicas; fixtures ``redis_cluster`` and
+``cluster_url``), ``LocalSentinel`` (a primary, a replica and 3 Sentinels; ``redis_sentinel`` and
+``sentinel_url``) and a TLS server with certificates made by ``make_certs`` (``tls_server``,
+``tls_certs``). All run from the redis-server binary on free loopback ports.
 """
 
+from .cluster import LocalCluster
 from .conservation import assert_conserved, job_places
+from .sentinel import LocalSentinel
 from .server import RedisServer, find_redis_server, free_port
+from .tls import TlsFiles, make_certs
 
 __all__ = [
+    "LocalCluster",
+    "LocalSentinel",
     "RedisServer",
+    "TlsFiles",
     "assert_conserved",
     "find_redis_server",
     "free_port",
     "job_places",
+    "make_certs",
     "wait_for",
 ]
 

@@ -6,7 +6,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .server import RedisServer
+from .cluster import LocalCluster
+from .sentinel import LocalSentinel
+from .server import RedisServer, find_redis_server
+from .tls import TlsFiles, find_openssl, make_certs, tls_support
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +54,60 @@ def redis_factory() -> Iterator[Callable[..., RedisServer]]:
     yield make
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A real Redis Cluster for the session: 3 primaries, each with a replica."""
+    cluster = LocalCluster().start()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    """``redis+cluster://`` URL of the session cluster, emptied (and healed, if a test killed a
+    node) before each test."""
+    if not all(n.alive for n in redis_cluster.nodes):
+        for n in redis_cluster.nodes:
+            if not n.alive:
+                n.start()
+        redis_cluster.wait_healthy()
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[LocalSentinel]:
+    """A real primary, replica and 3 Sentinels for the session (service ``mymaster``)."""
+    sentinel = LocalSentinel().start()
+    yield sentinel
+    sentinel.close()
+
+
+@pytest.fixture
+def sentinel_url(redis_sentinel: LocalSentinel) -> str:
+    """``redis+sentinel://`` URL of the session Sentinel set, emptied (and healed after a
+    failover test) before each test."""
+    redis_sentinel.heal()
+    redis_sentinel.flush()
+    return redis_sentinel.url
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A private CA with a server and a client certificate (made with ``openssl``)."""
+    if find_openssl() is None:
+        pytest.skip("no openssl binary to make test certificates (apt-get install openssl)")
+    return make_certs(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def tls_server(tls_certs: TlsFiles) -> Iterator[RedisServer]:
+    """A redis-server on TLS only, requiring a client certificate signed by ``tls_certs.ca``."""
+    reason = tls_support(find_redis_server())
+    if reason:
+        pytest.skip(reason)
+    server = RedisServer(tls=tls_certs).start()
+    yield server
+    server.close()
