@@ -8,10 +8,10 @@ local function count(stats_key, queue, counter, n, now)
   redis.call('PEXPIRE', minute_key, 7200000)
 end
 
--- observe(stats_key, queue, name, ms, now): add one sample to a log2 histogram of the current minute.
+-- observe(stats_key, queue, name, ms, now): add one sample to the log-linear histogram
+-- `<queue>:<name>_ms:<bucket>` of the current minute (see hist_bucket).
+--@include hist_bucket
 local function observe(stats_key, queue, name, ms, now)
-  if ms < 0 then ms = 0 end
-  local bucket = math.floor(math.log(ms + 1) / math.log(2))
   local minute_key = stats_key .. ':' .. math.floor(now / 60000)
-  redis.call('HINCRBY', minute_key, queue .. ':' .. name .. ':' .. bucket, 1)
+  redis.call('HINCRBY', minute_key, queue .. ':' .. name .. '_ms:' .. hist_bucket(ms), 1)
 end

@@ -1,16 +1,16 @@
--- tally(queue, counter, n) and sample(queue, name, ms) accumulate counters and log2 histogram
--- samples during one script call; flush_tally(stats_key, now) writes them with one HINCRBY per
--- distinct field, to the totals hash and to `<stats_key>:<minute>` (derived, same hash tag,
--- expires after two hours). The hot scripts (enqueue, fetch, ack) use these instead of
+-- tally(queue, counter, n) and sample(queue, name, ms) accumulate counters and log-linear
+-- histogram samples (field `<queue>:<name>_ms:<bucket>`, see hist_bucket) during one script
+-- call; flush_tally(stats_key, now) writes them with one HINCRBY per distinct field, to the
+-- totals hash and to `<stats_key>:<minute>` (derived, same hash tag, expires after two hours). The hot scripts (enqueue, fetch, ack) use these instead of
 -- count/observe, so a batch of n jobs costs a few counter commands, not a few per job.
+--@include hist_bucket
 local tally_totals, tally_minute = {}, {}
 local function tally(queue, counter, n)
   local f = queue .. ':' .. counter
   tally_totals[f] = (tally_totals[f] or 0) + n
 end
 local function sample(queue, name, ms)
-  if ms < 0 then ms = 0 end
-  local f = queue .. ':' .. name .. ':' .. math.floor(math.log(ms + 1) / math.log(2))
+  local f = queue .. ':' .. name .. '_ms:' .. hist_bucket(ms)
   tally_minute[f] = (tally_minute[f] or 0) + 1
 end
 local function flush_tally(stats_key, now)

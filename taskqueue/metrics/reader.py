@@ -1,0 +1,77 @@
+"""Read one namespace's metrics from Redis into a ``MetricsSnapshot`` (the only I/O of the package).
+
+Two pipelined round trips, all keys of one hash slot (Redis Cluster safe), nothing unbounded
+beyond the namespace's queue list and live masters: (1) server time, queue names, paused
+queues, dead-letter size, the totals hash and the masters index; (2) the minute hashes of the
+last hour, each queue's three lengths and the masters' status records.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from ..keys import Keys
+from .build import RawMetrics, build_snapshot
+from .snapshot import WINDOWS, MetricsSnapshot
+
+#: Masters whose index entry is older than this are not read (their record has expired anyway).
+STALE_MS = 60_000
+
+
+def read_raw(client: redis.Redis, keys: Keys, minutes: int = max(WINDOWS)) -> RawMetrics:
+    """Fetch what ``build_snapshot`` needs, as Redis returns it."""
+    pipe = client.pipeline(transaction=False)
+    pipe.time()
+    pipe.smembers(keys.queues)
+    pipe.smembers(keys.paused)
+    pipe.zcard(keys.dead)
+    pipe.hgetall(keys.stats)
+    pipe.zrangebyscore(keys.masters, int(time.time() * 1000) - STALE_MS, "+inf")
+    (secs, usecs), queues, paused, dead, totals, master_ids = pipe.execute()
+    now_ms = int(secs) * 1000 + int(usecs) // 1000
+    minute = now_ms // 60_000
+    names = sorted(q.decode() if isinstance(q, bytes) else q for q in queues)
+    ids = [i.decode() if isinstance(i, bytes) else i for i in master_ids]
+
+    pipe = client.pipeline(transaction=False)
+    for back in range(minutes + 1):
+        pipe.hgetall(keys.stats_minute(minute - back))
+    for q in names:
+        pipe.llen(keys.ready(q))
+        pipe.zcard(keys.scheduled(q))
+        pipe.zcard(keys.active(q))
+    if ids:
+        pipe.mget([keys.master(i) for i in ids])
+    out = pipe.execute()
+    hashes, rest = out[: minutes + 1], out[minutes + 1 :]
+    lengths = {q: (rest[3 * i], rest[3 * i + 1], rest[3 * i + 2]) for i, q in enumerate(names)}
+    records = _records(rest[3 * len(names)] if ids else [])
+    return RawMetrics(now_ms, names, paused, lengths, totals, hashes, records, dead)
+
+
+def _records(raw: Iterable[Any]) -> list[dict[str, Any]]:
+    out = []
+    for r in raw:
+        if not r:
+            continue
+        try:
+            rec = json.loads(r)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def read_snapshot(
+    client: redis.Redis, keys: Keys, windows: Iterable[int] = WINDOWS
+) -> MetricsSnapshot:
+    """The namespace's metrics now. ``windows``: window lengths in minutes (at most 60 back
+    are kept, the minute hashes expire after two hours)."""
+    windows = tuple(windows)
+    return build_snapshot(read_raw(client, keys, max(windows, default=0)), windows)

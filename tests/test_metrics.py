@@ -1,0 +1,152 @@
+"""The metrics snapshot: histogram math (pure), Lua/Python bucket parity, and exact counts read
+back from a real Redis after running known jobs."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from taskqueue import Retry, task
+from taskqueue.keys import Keys
+from taskqueue.metrics import Histogram, bucket_of, read_snapshot
+from taskqueue.metrics.build import RawMetrics, build_snapshot, master_from_record, parse_stats
+from taskqueue.metrics.histogram import bounds, representative
+from taskqueue.scripts import LUA_DIR
+from taskqueue.worker import Worker
+
+
+@given(st.floats(min_value=0, max_value=1e9, allow_nan=False))
+def test_every_duration_lies_in_its_bucket(ms: float) -> None:
+    low, high = bounds(bucket_of(ms))
+    assert low <= ms < high
+
+
+@given(st.integers(min_value=1, max_value=10**9))
+def test_a_bucket_stands_for_its_values_within_ten_percent(ms: int) -> None:
+    rep = representative(bucket_of(ms))
+    assert abs(rep - ms) / ms <= 0.0625 + 1e-12
+    if ms < 16:
+        assert rep == ms  # whole milliseconds below 16 ms are exact
+
+
+def test_lua_and_python_buckets_agree(tq) -> None:
+    body = (LUA_DIR / "includes" / "hist_bucket.lua").read_text()
+    script = tq.redis.register_script(
+        body + "local out = {} for i, v in ipairs(ARGV) do out[i] = hist_bucket(tonumber(v)) end "
+        "return out"
+    )
+    values = [0, 0.5, 1, 2, 3, 7, 8, 9, 15, 16, 17, 100, 127, 128, 129, 1000, 4095, 4096, 65537]
+    values += [random.Random(3).randint(0, 10**8) for _ in range(200)]
+    assert script(args=values) == [bucket_of(v) for v in values]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**7), min_size=1, max_size=400))
+def test_percentiles_are_within_the_bucket_error(samples: list[int]) -> None:
+    h = Histogram.merge(Histogram({bucket_of(s): 1}) for s in samples)
+    ordered = sorted(samples)
+    for q in (0.5, 0.95, 0.99):
+        exact = ordered[max(1, math.ceil(q * len(samples))) - 1]
+        got = h.percentile(q)
+        assert got is not None
+        assert abs(got - exact) <= max(0.5, 0.0625 * exact) + 1e-9
+
+
+def test_empty_histogram_has_no_percentile() -> None:
+    assert Histogram().percentile(0.95) is None
+    assert Histogram().summary() == {
+        "count": 0,
+        "mean": None,
+        "p50": None,
+        "p95": None,
+        "p99": None,
+    }
+
+
+def test_parse_stats_splits_queues_tasks_and_histograms() -> None:
+    got = parse_stats(
+        {b"default:succeeded": b"3", b"a:b:failed": b"1", b"default:run_ms:9": b"2",
+         b"@mod.add:succeeded": b"3", b"garbage": b"x", b"q:wait_ms:0": b"5"}
+    )  # fmt: skip
+    assert got["default"].counts == {"succeeded": 3}
+    assert got["default"].hists == {"run_ms": {9: 2}}
+    assert got["a:b"].counts == {"failed": 1}
+    assert got["@mod.add"].counts == {"succeeded": 3}
+    assert got["q"].hists == {"wait_ms": {0: 5}}
+
+
+def test_windows_add_up_whole_minutes_and_report_the_span() -> None:
+    minute = {b"default:succeeded": b"6", b"default:failed": b"2", b"default:run_ms:1": b"8"}
+    raw = RawMetrics(
+        now_ms=30_000 + 60_000 * 1000,
+        queues=[b"default"],
+        paused=[],
+        lengths={"default": (4, 1, 2)},
+        totals={b"default:succeeded": b"100"},
+        minutes=[minute] * 61,
+        masters=[],
+        dead=0,
+    )
+    snap = build_snapshot(raw)
+    q = snap.queues["default"]
+    assert (q.queued, q.scheduled, q.active, q.depth) == (4, 1, 2, 7)
+    w5 = q.window(5)
+    assert w5.seconds == 330 and w5.count("succeeded") == 36 and w5.count("failed") == 12
+    assert w5.error_rate == pytest.approx(0.25) and w5.throughput == pytest.approx(48 / 330)
+    assert w5.run_ms.percentile(0.95) == 1.0
+    assert snap.overall.window(60).count("succeeded") == 6 * 61
+    assert snap.overall.totals == {"succeeded": 100}
+
+
+def test_a_master_record_missing_fields_still_reads() -> None:
+    m = master_from_record({"id": "h:1", "workers": [{"busy": 2, "slots": 10, "rss": 5}]})
+    assert (m.busy, m.slots, m.utilization, m.rss, m.autoscaler) == (2, 10, 0.2, 5, None)
+
+
+def test_counts_and_depths_match_the_jobs_run(tq, reg) -> None:
+    @task(name="ok", registry=reg)
+    def ok(ms):
+        time.sleep(ms / 1000)
+
+    tries: dict[int, int] = {}
+
+    @task(name="flaky", registry=reg, max_retries=3)
+    def flaky(i):
+        tries[i] = tries.get(i, 0) + 1
+        if tries[i] == 1:
+            raise Retry(delay=0.01)
+
+    @task(name="boom", registry=reg, max_retries=0)
+    def boom():
+        raise ValueError("boom")
+
+    waits = [5, 20, 40, 80] * 5
+    tq.enqueue_many([(ok, (ms,)) for ms in waits])
+    tq.enqueue_many([(flaky, (i,)) for i in range(3)])
+    tq.enqueue_many([(boom, ()) for _ in range(2)])
+    tq.enqueue_with(ok, (1,), delay=600)  # stays scheduled
+    Worker(tq, registry=reg, max_concurrent_tasks=4, queues=["default"]).run(burst=True)
+    tq.enqueue_with(ok, (1,), queue="low_priority")  # stays queued: no worker reads it
+    tq.pause("low_priority")
+
+    snap = read_snapshot(tq.redis, Keys())
+    d = snap.queues["default"]
+    t = d.totals
+    assert t["enqueued"] == 26 and t["started"] == 28
+    assert t["succeeded"] == 23 and t["failed"] == 5 and t["retried"] == 3 and t["dead"] == 2
+    assert (d.queued, d.scheduled, d.active) == (0, 1, 0)
+    low = snap.queues["low_priority"]
+    assert (low.queued, low.paused) == (1, True)
+    assert snap.dead == 2
+    w = d.window(1)
+    assert w.count("succeeded") == 23 and w.error_rate == pytest.approx(5 / 28)
+    assert w.run_ms.count == 28 and w.wait_ms.count == 28
+    # the 20 "ok" runs are 5..80 ms: p50 >= 20 ms, p99 near 80 ms (sleep overshoots a little)
+    assert w.run_ms.percentile(0.5) >= 20 * 0.9375
+    assert 80 * 0.9375 <= w.run_ms.percentile(0.99) <= 200
+    assert snap.overall.totals["enqueued"] == 27
+    assert snap.as_dict()["queues"]["default"]["totals"]["dead"] == 2
