@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ctypes
 import functools
 import logging
@@ -41,6 +42,7 @@ from . import logs, queue_names
 from .backoff import backoff_ms
 from .broker import Broker, Leased
 from .client import TaskQueue, block_cap, connection_options, default_url
+from .context import JobContext, set_current
 from .errors import Reject, Retry, SoftTimeLimitExceeded
 from .jobs import check_queue
 from .keys import Keys
@@ -235,6 +237,7 @@ class Worker:
         job = r.job
         spec = self.registry.get(job.task)
         opts = spec.options if spec else _DEFAULT_OPTIONS
+        set_current(JobContext(job.id, job.task, job.queue, job.attempts, self.name, job.token))
         logs.lifecycle(log, "started", task_id=job.id, task_name=job.task, queue=job.queue,
                        attempt=job.attempts, worker=self.name)  # fmt: skip
         try:
@@ -248,7 +251,8 @@ class Worker:
             if spec.is_async:
                 work = spec.func(*args, **kwargs)
             else:
-                call = functools.partial(spec.func, *args, **kwargs)
+                call = functools.partial(contextvars.copy_context().run, spec.func, *args,
+                                         **kwargs)  # fmt: skip
                 if job.timeout_ms:
                     call = functools.partial(_in_thread, r, call)
                 work = self._loop.run_in_executor(self._executor, call)  # type: ignore[union-attr]

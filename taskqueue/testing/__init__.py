@@ -5,7 +5,9 @@
 The pytest plugin (``taskqueue.testing.plugin``, loaded automatically once taskqueue is
 installed) provides the fixtures ``redis_server`` (one server per session), ``redis_url`` (a
 clean database for each test), ``tq`` (a TaskQueue on it) and ``redis_factory`` (start your own,
-e.g. with AOF, to SIGKILL and restart).
+e.g. with AOF, to SIGKILL and restart) and ``ledger`` (execution accounting for fault tests:
+every run of a task recorded outside Redis, and ``check_ledger`` to prove nothing ran twice or
+got lost; see ``taskqueue.testing.ledger``).
 
 Beyond one server: ``LocalCluster`` (3 primaries with replicas; fixtures ``redis_cluster`` and
 ``cluster_url``), ``LocalSentinel`` (a primary, a replica and 3 Sentinels; ``redis_sentinel`` and
@@ -15,20 +17,24 @@ Beyond one server: ``LocalCluster`` (3 primaries with replicas; fixtures ``redis
 
 from .cluster import LocalCluster
 from .conservation import assert_conserved, job_places
+from .ledger import Ledger, check_ledger, recorded
 from .sentinel import LocalSentinel
 from .server import RedisServer, find_redis_server, free_port
 from .tls import TlsFiles, make_certs
 
 __all__ = [
+    "Ledger",
     "LocalCluster",
     "LocalSentinel",
     "RedisServer",
     "TlsFiles",
     "assert_conserved",
+    "check_ledger",
     "find_redis_server",
     "free_port",
     "job_places",
     "make_certs",
+    "recorded",
     "wait_for",
 ]
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from .cluster import LocalCluster
+from .ledger import Ledger
 from .sentinel import LocalSentinel
 from .server import RedisServer, find_redis_server
 from .tls import TlsFiles, find_openssl, make_certs, tls_support
@@ -39,6 +41,13 @@ def tq(redis_url: str):
     client = TaskQueue(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    """An empty execution ledger in the test's tmp dir (see ``taskqueue.testing.ledger``);
+    pass ``ledger.env()`` to the worker processes and finish with ``check_ledger``."""
+    return Ledger(tmp_path / "ledger.jsonl")
 
 
 @pytest.fixture
