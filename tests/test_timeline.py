@@ -11,7 +11,7 @@ def test_minute_series_sums_queues_and_skips_histograms() -> None:
     hashes = [
         {b"a:succeeded": b"3", b"b:succeeded": b"2", b"a:run:4": b"5", b"a:failed": b"1"},
         {},
-        {b"odd:name:succeeded": b"7"},
+        {b"odd:name:succeeded": b"7", b"@t:succeeded": b"7"},
     ]
     out = minute_series([10, 11, 12], hashes)
     assert out["minutes"] == [600, 660, 720]

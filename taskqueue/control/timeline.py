@@ -25,7 +25,8 @@ def minute_series(
     """One value per minute for each counter, overall and per queue.
 
     ``minutes`` are epoch minutes, oldest first; ``hashes`` the matching ``stats:<minute>``
-    contents. Histogram fields (``<queue>:run:<bucket>``) are not counters and are skipped.
+    contents. Histogram fields (``<queue>:run_ms:<bucket>``) and per-task fields (``@<task>:...``)
+    are skipped.
     """
     n = len(minutes)
     total = {c: [0] * n for c in COUNTERS}
@@ -33,7 +34,7 @@ def minute_series(
     for i, h in enumerate(hashes):
         for field, value in h.items():
             queue, _, counter = field.decode("utf-8", "replace").rpartition(":")
-            if counter not in total or not queue:
+            if counter not in total or not queue or queue.startswith("@"):
                 continue
             v = int(value)
             total[counter][i] += v

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import TaskQueue
-from ..connection import RedisSettings
 from .channel import Channel
 
 log = logging.getLogger("taskqueue.master")
@@ -38,7 +37,7 @@ BOOT_HOOK = "worker_boot"
 
 @dataclass
 class WorkerSpec:
-    redis: RedisSettings
+    url: str
     namespace: str
     key_prefix: str
     prefix: str
@@ -56,7 +55,7 @@ class WorkerSpec:
     def from_config(cls, cfg: Any, burst: bool = False) -> WorkerSpec:
         w = cfg.workers
         return cls(
-            redis=RedisSettings.from_config(cfg),
+            url=cfg.redis.url,
             namespace=cfg.redis.namespace,
             key_prefix=cfg.redis.key_prefix,
             prefix=w.worker_prefix,
@@ -72,7 +71,7 @@ class WorkerSpec:
 
     def taskqueue(self) -> TaskQueue:
         opts = {"lease_ms": self.lease_ms, "max_stalls": self.max_stalls}
-        return TaskQueue(self.redis, namespace=self.namespace, prefix=self.key_prefix,
+        return TaskQueue(self.url, namespace=self.namespace, prefix=self.key_prefix,
                          broker_options=opts)  # fmt: skip
 
     def run_boot_hooks(self) -> None:
