@@ -93,7 +93,8 @@ class RedisServer:
     directory, so ``kill()`` then ``start()`` comes back with every acknowledged write.
 
     ``args`` are extra command-line settings (e.g. ``["--cluster-enabled", "yes"]``); ``tls``
-    (certificates from ``taskqueue.testing.tls.make_certs``) makes it listen on TLS only."""
+    (certificates from ``taskqueue.testing.tls.make_certs``) makes it listen on TLS only;
+    ``config`` is a configuration file read first (e.g. ``conf/redis-acl.conf``)."""
 
     #: The server's log file, in its directory.
     logname = "redis.log"
@@ -106,12 +107,14 @@ class RedisServer:
         binary: str | None = None,
         args: list[str] | tuple[str, ...] = (),
         tls: TlsFiles | None = None,
+        config: str | Path | None = None,
     ):
         self.binary = binary or find_redis_server()
         self.port = port or free_port()
         self.aof = aof
         self.args = list(args)
         self.tls = tls
+        self.config = config
         self.dir = tempfile.mkdtemp(prefix="tq-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -135,7 +138,8 @@ class RedisServer:
     def command(self) -> list[str]:
         """The redis-server command line."""
         args = [
-            self.binary, "--bind", "127.0.0.1", "--dir", self.dir,
+            self.binary, *([str(self.config)] if self.config else []),
+            "--bind", "127.0.0.1", "--dir", self.dir,
             "--save", "", "--daemonize", "no", "--loglevel", "warning",
             "--maxmemory-policy", "noeviction", "--logfile", self.logname,
         ]  # fmt: skip
