@@ -1,4 +1,8 @@
-"""The ``browser`` fixture: one headless Chromium (Debian's, through Playwright) per session.
+"""The ``browser`` fixture: one headless Chromium (Debian's, through Playwright) per test module.
+
+Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main
+thread while it is started, so ``asyncio.run`` (the Worker) would fail in any test that ran
+while it is.
 
 It skips with the reason and the fix where no Chromium or Playwright is installed, except when
 ``TASKQUEUE_REQUIRE_BROWSER=1`` (set by ``.ci/run`` once it has installed Chromium): then a
@@ -16,7 +20,7 @@ import pytest
 from taskqueue.testing import browser as tq_browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     reason = tq_browser.unavailable()
     if reason:
