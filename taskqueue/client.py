@@ -9,7 +9,6 @@ Every state change is one Lua script (see ``broker.py``); reads are plain comman
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +17,7 @@ import redis
 import redis.asyncio
 
 from .broker import Broker, Call, NewJob
+from .connection import MAX_BLOCK, RedisSettings, connect, connect_async
 from .errors import JobNotFound, TaskFailed
 from .jobs import JobStatus, check_queue, deadline, make_job, remaining, split_call
 from .keys import Keys
@@ -26,43 +26,21 @@ from .registry import Registry, registry
 from .runner import AsyncRunner, SyncRunner
 from .serialization import DEFAULT_MAX_PAYLOAD, decode_result
 
-DEFAULT_URL = "redis://127.0.0.1:6379"
-#: Socket timeout of the connections taskqueue opens (s). It must exceed the longest blocking
-#: wait (BLPOP for wake tokens and results, at most ``MAX_BLOCK``); redis-py's own default (5 s)
-#: would cut those waits short.
-SOCKET_TIMEOUT = 15.0
-#: Longest single blocking call (s): dead connections are noticed at least this often.
-MAX_BLOCK = 10.0
 #: Jobs per enqueue script call in enqueue_many.
 BATCH = 1000
 ALL = "all"
 
 
-def default_url() -> str:
-    return os.environ.get("REDIS_URL") or DEFAULT_URL
-
-
-def connection_options() -> dict[str, Any]:
-    """Keyword arguments for ``Redis.from_url`` of every connection taskqueue opens."""
-    return {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": 5.0}
-
-
-def block_cap(client: Any) -> float:
-    """Longest blocking wait that fits in the client's socket timeout (at most MAX_BLOCK)."""
-    timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
-    return MAX_BLOCK if not timeout else max(0.1, min(MAX_BLOCK, timeout - 1.0))
-
-
 class _Base:
     """What both clients share: settings, job preparation and answer decoding."""
 
-    #: The redis-py client class and the script runner of the concrete client.
-    _redis_class: Any = None
+    #: The connect function and the script runner of the concrete client.
+    _connect: Any = None
     _runner_class: Any = None
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | RedisSettings | None = None,
         *,
         namespace: str = "default",
         prefix: str = "tq",
@@ -73,16 +51,19 @@ class _Base:
     ) -> None:
         """Connect to ``url`` (default ``$REDIS_URL``, else localhost), or use ``client``.
 
+        ``url`` may be ``RedisSettings`` (pool size, timeouts; see ``taskqueue.connection``).
+
         ``namespace`` and ``prefix`` pick the keys (``<prefix>:{<namespace>}:...``);
         ``max_payload`` caps an encoded job (bytes); ``broker_options`` tunes leases, stalls,
         dead-letter retention and idempotency windows (see ``Broker``).
         """
-        self.url = url or default_url()
+        self.settings = RedisSettings.of(url)
+        self.url = self.settings.url
         self.keys = Keys(prefix, namespace)
         self.broker = Broker(self.keys, **(broker_options or {}))
         self.max_payload = max_payload
         self.registry = registry
-        self.redis = client or self._redis_class.from_url(self.url, **connection_options())
+        self.redis = client or self._connect(self.settings, name="client")
         self.run = self._runner_class(self.redis)
 
     def __repr__(self) -> str:
@@ -125,7 +106,7 @@ class _Base:
 class TaskQueue(_Base):
     """Synchronous client. Thread-safe (redis-py pools its connections)."""
 
-    _redis_class = redis.Redis
+    _connect = staticmethod(connect)
     _runner_class = SyncRunner
     redis: redis.Redis
 
@@ -178,9 +159,7 @@ class TaskQueue(_Base):
             finished, value = self._outcome(job_id, self.run(self.broker.watch(job_id)))
             if finished:
                 return value
-            if self.redis.blpop(
-                [self.keys.done(job_id)], timeout=remaining(until, block_cap(self.redis))
-            ):
+            if self.redis.blpop([self.keys.done(job_id)], timeout=remaining(until, MAX_BLOCK)):
                 self.redis.lpush(self.keys.done(job_id), "1")  # let other waiters see it too
 
     def status(self, job_id: str) -> JobStatus:
@@ -254,7 +233,7 @@ class TaskQueue(_Base):
 class AsyncTaskQueue(_Base):
     """asyncio client with the same methods as ``TaskQueue`` (each a coroutine)."""
 
-    _redis_class = redis.asyncio.Redis
+    _connect = staticmethod(connect_async)
     _runner_class = AsyncRunner
     redis: redis.asyncio.Redis
 
@@ -303,7 +282,7 @@ class AsyncTaskQueue(_Base):
             if finished:
                 return value
             if await self.redis.blpop(
-                [self.keys.done(job_id)], timeout=remaining(until, block_cap(self.redis))
+                [self.keys.done(job_id)], timeout=remaining(until, MAX_BLOCK)
             ):
                 await self.redis.lpush(self.keys.done(job_id), "1")
 

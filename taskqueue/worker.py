@@ -41,7 +41,8 @@ import redis.exceptions
 from . import logs, queue_names
 from .backoff import backoff_ms
 from .broker import Broker, Leased
-from .client import TaskQueue, block_cap, connection_options, default_url
+from .client import TaskQueue
+from .connection import MAX_BLOCK, RedisSettings, connect_async
 from .context import JobContext, set_current
 from .errors import Reject, Retry, SoftTimeLimitExceeded
 from .jobs import check_queue
@@ -78,7 +79,7 @@ class Worker:
 
     def __init__(
         self,
-        tq: TaskQueue | str | None = None,
+        tq: TaskQueue | RedisSettings | str | None = None,
         queues: Sequence[str] | None = None,
         max_concurrent_tasks: int = 10,
         *,
@@ -88,11 +89,12 @@ class Worker:
         standalone: bool = True,
     ) -> None:
         if isinstance(tq, TaskQueue):
-            url, keys, broker = tq.url, tq.keys, tq.broker
+            settings, keys, broker = tq.settings, tq.keys, tq.broker
         else:
-            url, keys = tq or default_url(), Keys()
+            settings, keys = RedisSettings.of(tq), Keys()
             broker = Broker(keys)
-        self.url = url
+        self.settings = settings
+        self.url = settings.url
         self.keys: Keys = keys
         self.broker: Broker = broker
         self.queues = [check_queue(q) for q in (queues or queue_names.ALL)]
@@ -141,8 +143,7 @@ class Worker:
     async def run_async(self, burst: bool = False) -> None:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
-        self.redis = redis.asyncio.Redis.from_url(self.url, **connection_options())
-        self.max_block = block_cap(self.redis)
+        self.redis = connect_async(self.settings, name="worker")
         self.call = AsyncRunner(self.redis)
         timers = []
         if self.standalone:
@@ -198,8 +199,8 @@ class Worker:
         times out without one needs no fetch (a safety fetch still runs once a minute)."""
         due_at = None if due_in is None else time.monotonic() + due_in
         for _ in range(SAFETY_FETCH_EVERY):
-            left = self.max_block if due_at is None else due_at - time.monotonic()
-            if left <= 0 or await self._block(max(0.005, min(left, self.max_block))):
+            left = MAX_BLOCK if due_at is None else due_at - time.monotonic()
+            if left <= 0 or await self._block(max(0.005, min(left, MAX_BLOCK))):
                 return
 
     async def _block(self, timeout: float) -> bool:

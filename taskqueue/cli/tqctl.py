@@ -17,6 +17,7 @@ import redis
 from .. import __version__
 from ..client import TaskQueue
 from ..config import TaskQueueConfig
+from ..connection import RedisSettings
 from ..control import ControlClient, NoSuchMaster, ReplyTimeout
 from ..control.overview import dead_count, queue_overview
 from ..errors import ConfigError, EnqueueError, JobNotFound, TaskQueueError
@@ -192,10 +193,11 @@ class Ctl:
         self.args = args
         cli = {"redis.url": args.redis_url} if args.redis_url else None
         self.cfg = TaskQueueConfig.load(args.config, cli=cli)
-        url = self.cfg.redis.url
-        self.url = url
+        self.url = self.cfg.redis.url
         self.tq = TaskQueue(
-            url, prefix=self.cfg.redis.key_prefix, namespace=self.cfg.redis.namespace
+            RedisSettings.from_config(self.cfg),
+            prefix=self.cfg.redis.key_prefix,
+            namespace=self.cfg.redis.namespace,
         )
         self.ctl = ControlClient(self.tq.redis, self.tq.keys)
 

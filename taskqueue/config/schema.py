@@ -158,9 +158,13 @@ SETTINGS: list[Setting] = [
     # [redis]
     S("redis", "url", str, "redis://127.0.0.1:6379", "Redis server URL; credentials in it are never logged.",
       validator=_redis_url, cli=("--redis-url", "-r"), env_aliases=("REDIS_URL",)),
-    S("redis", "pool_size", int, 10, "Maximum connections in each process's connection pool.", min=1, max=10000),
+    S("redis", "pool_size", int, 10,
+      "Most connections one taskqueue process opens to Redis; callers beyond it wait for a free one. "
+      "At least 2: the supervisor keeps one for its control inbox.", min=2, max=10000),
     S("redis", "connection_timeout", float, 5.0, "Seconds to wait for a TCP connection to Redis.", min=0.1, max=3600),
-    S("redis", "command_timeout", float, 5.0, "Seconds to wait for the reply to one Redis command.", min=0.1, max=3600),
+    S("redis", "command_timeout", float, 5.0,
+      "Seconds to wait for the reply to one Redis command, on every connection; a blocking wait "
+      "(an idle worker's BLPOP, at most 10 s) gets its own length on top.", min=0.1, max=3600),
     S("redis", "key_prefix", str, "tq", "Prefix of every Redis key taskqueue writes.", validator=_identifier),
     S("redis", "namespace", str, "default", "Namespace inside the prefix, so several apps can share one Redis.",
       validator=_identifier),

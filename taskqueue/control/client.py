@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from ..client import block_cap
+from ..connection import MAX_BLOCK
 from ..errors import TaskQueueError
 from ..keys import Keys
 
@@ -91,9 +91,7 @@ class ControlClient:
         deadline = time.monotonic() + timeout
         got = None
         while got is None and (left := deadline - time.monotonic()) > 0:
-            got = self.redis.blpop(
-                [self.keys.reply(req)], timeout=max(min(left, block_cap(self.redis)), 0.01)
-            )
+            got = self.redis.blpop([self.keys.reply(req)], timeout=max(min(left, MAX_BLOCK), 0.01))
         if got is None:
             # Withdraw the command if it was never picked up, so it cannot run much later.
             self.redis.lrem(self.keys.control(master), 1, body)

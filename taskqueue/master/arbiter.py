@@ -28,6 +28,7 @@ from typing import Any
 
 from .. import __version__
 from ..broker import Broker
+from ..connection import RedisSettings
 from ..keys import Keys
 from . import signals
 from .child import setproctitle, worker_name
@@ -76,14 +77,15 @@ class Arbiter:
         self.broker = Broker(
             self.keys, lease_ms=self.spec.lease_ms, max_stalls=self.spec.max_stalls
         )
-        if self.redis is None or self.redis_url != cfg.redis.url:
-            self.redis_url = cfg.redis.url
+        settings = RedisSettings.from_config(cfg)
+        if self.redis is None or self.redis_settings != settings:
+            self.redis_settings = settings
             old = getattr(self, "leases", None)
             if self.redis is not None:
                 self.redis.close()
-            self.redis = RedisGuard(cfg.redis.url, min(2.0, cfg.redis.command_timeout))
+            self.redis = RedisGuard(settings)
             if old is not None and old.pending:
-                log.warning("%d job release(s) pending on the old Redis URL", len(old.pending))
+                log.warning("%d job release(s) pending on the old Redis", len(old.pending))
         # Workers promote due scheduled jobs themselves whenever they fetch (and wake up for the
         # next due one), so the master's own promotion timer is only the --enable-scheduler one.
         promote = cfg.scheduler.tick_interval if cfg.scheduler.enabled else None

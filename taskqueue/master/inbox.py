@@ -1,7 +1,8 @@
 """The master's control list, watched without polling Redis.
 
 Duties:
-1. Keep one ``BLPOP <control list> <BLOCK>`` outstanding on a dedicated connection whose socket
+1. Keep one ``BLPOP <control list> <BLOCK>`` outstanding on a connection borrowed from the
+   master's pool (it counts towards ``redis.pool_size``) whose socket
    sits in the master's poll set, so a ``tqctl`` command wakes the loop at once while an idle
    master sends one command per ``BLOCK`` seconds instead of polling.
 2. When the socket is readable, read the reply (a command, or nil on timeout) and re-arm.
@@ -28,10 +29,7 @@ RETRY_AFTER = 5.0
 
 class Inbox:
     def __init__(self, client: redis.Redis, key: str) -> None:
-        kwargs = dict(client.connection_pool.connection_kwargs)
-        kwargs["socket_timeout"] = BLOCK + 10.0
-        self.pool = redis.ConnectionPool(connection_class=client.connection_pool.connection_class,
-                                         **kwargs)  # fmt: skip
+        self.pool = client.connection_pool
         self.key = key
         self.conn: redis.connection.AbstractConnection | None = None
         self.armed = False
@@ -76,8 +74,9 @@ class Inbox:
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 self.conn.disconnect()
+            self.pool.release(self.conn)
             self.conn = None
 
     def close(self) -> None:
+        """Give the connection back to the pool (disconnected: a BLPOP may still be pending)."""
         self._drop()
-        self.pool.disconnect()

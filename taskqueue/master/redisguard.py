@@ -1,7 +1,8 @@
 """The master's one Redis connection, used from its loop without ever stalling supervision.
 
 Duties:
-1. Short socket timeouts, so one call never blocks the loop for long.
+1. One client from ``connection.connect`` (``[redis]`` pool size and timeouts as configured:
+   a hung Redis holds the loop at most ``command_timeout`` per call, then the back-off skips).
 2. ``call``: run a function on the client; on a connection error log the outage once, back
    off exponentially (calls made during the back-off return None at once, without touching
    the network), and log once when Redis is back.
@@ -18,12 +19,12 @@ from typing import Any, TypeVar
 import redis
 import redis.exceptions
 
+from ..connection import RedisSettings, connect
 from ..redact import redact_text
 from ..runner import SyncRunner
 
 log = logging.getLogger("taskqueue.master")
 T = TypeVar("T")
-TIMEOUT = 2.0
 BACKOFF = (0.25, 8.0)
 ERRORS = (
     redis.exceptions.ConnectionError,
@@ -35,10 +36,8 @@ ERRORS = (
 
 
 class RedisGuard:
-    def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
-        )
+    def __init__(self, settings: RedisSettings | str) -> None:
+        self.client = connect(settings, name="master")
         self.run = SyncRunner(self.client)
         self.down_since: float | None = None
         self.outages = 0

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import TaskQueue
+from ..connection import RedisSettings
 from .channel import Channel
 
 log = logging.getLogger("taskqueue.master")
@@ -37,7 +38,7 @@ BOOT_HOOK = "worker_boot"
 
 @dataclass
 class WorkerSpec:
-    url: str
+    redis: RedisSettings
     namespace: str
     key_prefix: str
     prefix: str
@@ -55,7 +56,7 @@ class WorkerSpec:
     def from_config(cls, cfg: Any, burst: bool = False) -> WorkerSpec:
         w = cfg.workers
         return cls(
-            url=cfg.redis.url,
+            redis=RedisSettings.from_config(cfg),
             namespace=cfg.redis.namespace,
             key_prefix=cfg.redis.key_prefix,
             prefix=w.worker_prefix,
@@ -71,7 +72,7 @@ class WorkerSpec:
 
     def taskqueue(self) -> TaskQueue:
         opts = {"lease_ms": self.lease_ms, "max_stalls": self.max_stalls}
-        return TaskQueue(self.url, namespace=self.namespace, prefix=self.key_prefix,
+        return TaskQueue(self.redis, namespace=self.namespace, prefix=self.key_prefix,
                          broker_options=opts)  # fmt: skip
 
     def run_boot_hooks(self) -> None:

@@ -34,8 +34,14 @@ class LocalCluster:
         node_timeout_ms: int = 2000,
         tls: TlsFiles | None = None,
         binary: str | None = None,
+        slots: list[list[int]] | None = None,
     ) -> None:
+        """``slots`` gives each primary its own list of slots (default: equal ranges)."""
         self.primaries = primaries
+        self.slots = slots or [
+            list(range(i * SLOTS // primaries, (i + 1) * SLOTS // primaries))
+            for i in range(primaries)
+        ]
         self.replicas = replicas
         self.tls = tls
         args = [
@@ -77,10 +83,9 @@ class LocalCluster:
                 self.ids[n.port] = c.execute_command("CLUSTER", "MYID").decode()
         primaries = self.nodes[: self.primaries]
         for i, n in enumerate(primaries):
-            lo, hi = i * SLOTS // self.primaries, (i + 1) * SLOTS // self.primaries
             with n.client() as c:
                 c.execute_command("CLUSTER", "SET-CONFIG-EPOCH", i + 1)
-                c.execute_command("CLUSTER", "ADDSLOTS", *range(lo, hi))
+                c.execute_command("CLUSTER", "ADDSLOTS", *self.slots[i])
         first = self.nodes[0]
         for n in self.nodes[1:]:
             with n.client() as c:
