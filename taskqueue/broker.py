@@ -277,3 +277,15 @@ class Broker:
 
     def watch(self, job_id: str) -> Call:
         return Call("watch", [self.keys.job(job_id)], [], lambda raw: raw)
+
+    def autoscale_claim(
+        self, master: str, direction: str, claim_ms: int, record: str, log_max: int = 100
+    ) -> Call:
+        """Claim a scaling step namespace-wide (``claim_ms`` 0: only log it). The reply is
+        ``(granted, holder, ms_left)``."""
+        keys = [self.keys.autoscaler_claim(direction), self.keys.autoscaler_log]
+
+        def parse(raw: list) -> tuple[bool, str, int]:
+            return bool(raw[0]), _s(raw[1]), int(raw[2])
+
+        return Call("autoscale_claim", keys, [master, claim_ms, record, log_max], parse)

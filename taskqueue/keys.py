@@ -14,7 +14,7 @@ QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 class Keys:
     """Key names of one namespace, e.g. ``tq:{default}:q:high_priority``."""
 
-    __slots__ = ("base", "stats", "queues", "paused", "dead", "masters")
+    __slots__ = ("base", "stats", "queues", "paused", "dead", "masters", "autoscaler_log")
 
     def __init__(self, prefix: str = "tq", namespace: str = "default") -> None:
         if not QUEUE_NAME_RE.match(namespace) or not QUEUE_NAME_RE.match(prefix):
@@ -26,6 +26,7 @@ class Keys:
         self.paused = self.base + "paused"
         self.dead = self.base + "dead"
         self.masters = self.base + "masters"
+        self.autoscaler_log = self.base + "autoscaler:log"
 
     def job(self, job_id: str) -> str:
         return self.base + "job:" + job_id
@@ -62,3 +63,6 @@ class Keys:
 
     def reply(self, request_id: str) -> str:
         return self.base + "reply:" + request_id
+
+    def autoscaler_claim(self, direction: str) -> str:
+        return self.base + "autoscaler:claim:" + direction

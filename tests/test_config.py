@@ -125,7 +125,7 @@ def test_misplaced_key_suggests_its_section(tmp_path):
         ("[workers]\ninitial_count = 'four'", "workers.initial_count", "'four'", "integer"),
         ("[autoscaler]\nenabled = 'yes'", "autoscaler.enabled", "'yes'", "boolean"),
         ("[workers]\nqueues = 'default'", "workers.queues", "'default'", "list of strings"),
-        ("[workers]\ninitial_count = 0", "workers.initial_count", "0", "between 1 and 1024"),
+        ("[workers]\ninitial_count = -1", "workers.initial_count", "-1", "between 0 and 1024"),
         ("[autoscaler]\nscale_up_count = 0", "autoscaler.scale_up_count", "0", "between 1"),
         ("[autoscaler.scaling_triggers]\nlearning_rate = 1.5",
          "autoscaler.scaling_triggers.learning_rate", "1.5", "between 0 and 1"),
@@ -248,3 +248,12 @@ def test_docs_check_detects_staleness(tmp_path):
     text = out.read_text()
     for s in SETTINGS:
         assert s.env in text
+
+
+def test_initial_count_zero_needs_the_autoscaler(tmp_path):
+    msg = load_error(tmp_path, "[workers]\ninitial_count = 0\n")
+    assert "workers.initial_count = 0" in msg and "autoscaler.enabled = true" in msg
+    path = write(
+        tmp_path, "[workers]\ninitial_count = 0\n[autoscaler]\nenabled = true\n", "ok.toml"
+    )
+    assert TaskQueueConfig.from_file(path).workers.initial_count == 0

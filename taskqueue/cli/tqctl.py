@@ -22,6 +22,7 @@ from ..control import ControlClient, NoSuchMaster, ReplyTimeout
 from ..control.overview import dead_count, queue_overview
 from ..errors import ConfigError, EnqueueError, JobNotFound, TaskQueueError
 from ..redact import redact_text, redact_url
+from . import autoscaler_cmd
 from .render import Progress, duration, fmt, mib, table
 
 OK, FAILED, USAGE, NO_MASTER, TIMED_OUT = 0, 1, 2, 3, 4
@@ -102,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--fast", action="store_true", help="release in-flight jobs and stop now")
     _targets(s)
+
+    autoscaler_cmd.add_parser(subs, _sub, _targets)
 
     s = _sub(
         subs, "queues", "list queues with lengths and last-minute rates", "tqctl queues --json"
@@ -423,7 +426,7 @@ COMMANDS = {
     "ping": lambda c: c.command("ping"),
     "stop": lambda c: c.command("stop", {"fast": c.args.fast}),
     "queues": Ctl.queues, "queue": Ctl.queue, "config": Ctl.config, "job": Ctl.job,
-    "cancel": Ctl.cancel, "dead": Ctl.dead, "enqueue": Ctl.enqueue,
+    "cancel": Ctl.cancel, "dead": Ctl.dead, "enqueue": Ctl.enqueue, "autoscaler": autoscaler_cmd.run,
 }  # fmt: skip
 
 

@@ -31,6 +31,7 @@ from ..broker import Broker
 from ..connection import RedisSettings
 from ..keys import Keys
 from . import signals
+from .autoscale import Autoscale
 from .child import setproctitle, worker_name
 from .control import ControlPlane, Reply
 from .handle import WorkerHandle
@@ -68,11 +69,14 @@ class Arbiter:
         self.notify = Notifier()
         self.reloader = Reloader(self)
         self.redis: RedisGuard | None = None
+        self.autoscale = Autoscale(self.id)
         self.apply_config(cfg)
 
     def apply_config(self, cfg: Any) -> None:
         self.cfg = cfg
         self.spec = WorkerSpec.from_config(cfg, self.burst)
+        self.autoscale.configure(cfg)
+        self.desired = self.autoscale.bound(self.desired)
         self.keys = Keys(cfg.redis.key_prefix, cfg.redis.namespace)
         self.broker = Broker(
             self.keys, lease_ms=self.spec.lease_ms, max_stalls=self.spec.max_stalls
@@ -140,6 +144,7 @@ class Arbiter:
     def _timeout(self) -> float:
         now = time.monotonic()
         due = [self.next_beat, self.next_control, self.leases.next_due(), now + 1.0]
+        due += [t for t in (self.autoscale.next_due(),) if t is not None]
         due += [w.kill_at for w in self.workers.values() if w.kill_at is not None]
         if self._missing() > 0 and not self.boot.halted:
             due.append(self.boot.next_at)
@@ -249,6 +254,7 @@ class Arbiter:
                 remaining = max((w.kill_at or now) - now for w in self.workers.values()) if \
                     self.workers else 0  # fmt: skip
                 self.notify.extend_timeout(remaining + 5)
+        self.autoscale.tick(now, self)
         self.notify.watchdog(now)
         if self.draining and not self.stopping and not any(w.jobs for w in self.workers.values()):
             self.stop(False, "drained")
@@ -313,6 +319,13 @@ class Arbiter:
 
     # -- operations shared by signals and control commands --------------------------------------
     def scale(self, n: int, why: str) -> Reply:
+        """A manual change (tqctl scale, TTIN/TTOU): with the autoscaler on, it also pins."""
+        ok, message, data = self.resize(n, why)
+        if ok:
+            self.autoscale.pin(n, why)
+        return ok, message, data
+
+    def resize(self, n: int, why: str) -> Reply:
         if not 1 <= n <= 1024:
             return False, f"worker count must be between 1 and 1024, got {n}", {}
         if self.stopping:
@@ -320,6 +333,9 @@ class Arbiter:
         old, self.desired = self.desired, n
         log.info("worker count %d -> %d (%s)", old, n, why)
         return True, f"workers {old} -> {n}", {"desired": n}
+
+    def autoscaler(self, pin: int | None, unpin: bool) -> Reply:
+        return self.autoscale.command(self, pin, unpin)
 
     def set_quiet(self, quiet: bool, why: str) -> Reply:
         self.quiet = quiet
@@ -368,6 +384,7 @@ class Arbiter:
             "desired": self.desired, "actual": len(self.current()), "quiet": self.quiet,
             "draining": self.draining, "stopping": self.stopping, "generation": self.generation,
             "spawn_halted": self.boot.halted, "redis_down": self.redis.down_since is not None,
+            "autoscaler": self.autoscale.describe(time.monotonic()),
             "workers": [w.describe() for w in sorted(self.workers.values(), key=lambda w: w.index)],
         }  # fmt: skip
 

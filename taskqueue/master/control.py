@@ -7,7 +7,8 @@ Duties:
    the same master methods the signals use, RPUSH a JSON reply ``{"ok", "message", "data"}``
    to ``Keys.reply(request id)`` with EXPIRE ``REPLY_TTL``.
 3. ``unregister``: delete the record and ZREM the id on exit.
-Commands: ping, scale {n | delta}, quiet, resume, drain, reload, stop {fast}, dump, status.
+Commands: ping, scale {n | delta}, quiet, resume, drain, reload, stop {fast}, dump, status,
+autoscaler {pin: n | unpin: true | nothing for its status}.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Commands(Protocol):
     def reload(self, why: str) -> Reply: ...
     def stop(self, fast: bool, why: str) -> Reply: ...
     def dump(self, why: str) -> Reply: ...
+    def autoscaler(self, pin: int | None, unpin: bool) -> Reply: ...
     def status(self) -> dict[str, Any]: ...
 
 
@@ -131,5 +133,10 @@ def run_command(target: Commands, cmd: Any, args: dict[str, Any]) -> Reply:
         return target.dump(why)
     if cmd == "status":
         return True, "status", target.status()
-    known = "ping, scale, quiet, resume, drain, reload, stop, dump, status"
+    if cmd == "autoscaler":
+        pin = args.get("pin")
+        if pin is not None and (not isinstance(pin, int) or isinstance(pin, bool)):
+            return False, f"autoscaler: pin must be an integer, got {pin!r}", {}
+        return target.autoscaler(pin, bool(args.get("unpin")))
+    known = "ping, scale, quiet, resume, drain, reload, stop, dump, status, autoscaler"
     return False, f"unknown command {cmd!r}; known: {known}", {}
