@@ -56,15 +56,3 @@ def spin() -> None:
                 pass
         except SoftTimeLimitExceeded:
             pass
-
-
-@task(name="m.counted", max_retries=0)
-def counted(seconds: float, i: int) -> int:
-    """Sleep, then append ``i`` to the file named by $TQ_COUNT_FILE (O_APPEND: one line per run)."""
-    time.sleep(seconds)
-    fd = os.open(os.environ["TQ_COUNT_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{i}\n".encode())
-    finally:
-        os.close(fd)
-    return i

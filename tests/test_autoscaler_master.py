@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-from pathlib import Path
 
 import pytest
 import redis
@@ -16,8 +15,9 @@ from taskqueue.broker import Broker
 from taskqueue.cli.tqctl import main
 from taskqueue.keys import Keys
 from taskqueue.runner import SyncRunner
-from taskqueue.testing import wait_for
-from tests.tasks_for_master import counted, noop, sleep
+from taskqueue.testing import check_ledger, wait_for
+from taskqueue.testing.ledger_tasks import sleep as recorded_sleep
+from tests.tasks_for_master import noop, sleep
 
 FAST = {
     "TASKQUEUE_AUTOSCALER__SAMPLE_INTERVAL": "0.3",
@@ -48,21 +48,21 @@ def steps(url: str) -> list[dict]:
 
 @pytest.mark.slow
 def test_a_burst_takes_the_pool_from_min_to_max_and_back_with_every_job_run_once(
-    redis_url, masters, tmp_path: Path
+    redis_url, masters, ledger
 ) -> None:
-    counts = tmp_path / "runs.txt"
     m = masters(redis_url, "-w", "0", "-a", "--autoscaler-min-workers", "1",
                 "--autoscaler-max-workers", "4", "--autoscaler-consecutive-signals", "2",
-                "--max-concurrent-tasks", "2", env={**FAST, "TQ_COUNT_FILE": str(counts)})  # fmt: skip
+                "--max-concurrent-tasks", "2", env={**FAST, **ledger.env()},
+                imports="taskqueue.testing.ledger_tasks")  # fmt: skip
     m.wait_workers(1)  # initial_count = 0 with the autoscaler on starts at min_workers
     tq = TaskQueue(redis_url)
-    ids = tq.enqueue_many([(counted, (0.3, i)) for i in range(80)])
-    ids += tq.enqueue_many([(counted, (2.0, 80 + i)) for i in range(3)])  # a slow tail
+    ids = tq.enqueue_many([(recorded_sleep, (0.3, i)) for i in range(80)])
+    ids += tq.enqueue_many([(recorded_sleep, (2.0, i)) for i in range(3)])  # a slow tail
     wait_for(lambda: auto(m)["desired"] == 4, 60, "the pool at max_workers")
     wait_for(lambda: all(tq.status(i).state == "succeeded" for i in ids), 120, "every job done")
     m.wait_workers(1, timeout=60)
-    runs = counts.read_text().split()
-    assert sorted(map(int, runs)) == list(range(83)), "every job ran exactly once"
+    report = check_ledger(tq.redis, ids, ledger)  # no fault injected: no second run excused
+    assert report.runs == len(ids) and not report.excused, "every job ran exactly once"
     ups = [s for s in steps(redis_url) if s["action"] == "up"]
     downs = [s for s in steps(redis_url) if s["action"] == "down"]
     assert ups and max(s["to"] for s in ups) == 4 and all(s["to"] <= 4 for s in ups)

@@ -4,15 +4,12 @@ Duties:
 1. ``Sample``: the input of one decision, filled by the master from the metrics snapshot and
    from what it knows of its own workers (busy slots, USS memory).
 2. ``Signals``: the five trigger metrics (plus the flat one) computed from a sample.
-3. Histogram helpers for the log2 buckets the Lua scripts keep (bucket b counts samples with
-   ``floor(log2(ms + 1)) == b``): mean and percentile estimates.
+3. ``priority_weights``: how much a waiting job of each queue counts.
 Pure: no Redis, no processes.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 
@@ -74,28 +71,3 @@ def priority_weights(queues: list[str]) -> dict[str, float]:
     """Weights for queues listed highest priority first, averaging 1: 3 queues -> 1.5, 1, 0.5."""
     n = len(queues)
     return {q: 2.0 * (n - i) / (n + 1) for i, q in enumerate(queues)}
-
-
-def _mid(bucket: int) -> float:
-    """A representative duration of log2 bucket b, which holds [2^b - 1, 2^(b+1) - 1) ms."""
-    return math.sqrt(max(2.0**bucket - 1, 0.5) * (2.0 ** (bucket + 1) - 1))
-
-
-def histogram_mean(buckets: Mapping[int, int]) -> float | None:
-    total = sum(buckets.values())
-    if total <= 0:
-        return None
-    return sum(_mid(b) * n for b, n in buckets.items()) / total
-
-
-def histogram_percentile(buckets: Mapping[int, int], q: float) -> float | None:
-    """The ``q`` quantile (0..1): upper edge of the bucket where the running count crosses it."""
-    total = sum(buckets.values())
-    if total <= 0:
-        return None
-    seen = 0
-    for b in sorted(buckets):
-        seen += buckets[b]
-        if seen >= q * total:
-            return 2.0 ** (b + 1) - 1
-    return 2.0 ** (max(buckets) + 1) - 1

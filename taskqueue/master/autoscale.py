@@ -2,8 +2,9 @@
 
 Duties:
 1. Every ``autoscaler.sample_interval`` seconds, while enabled and not quiet, draining, stopping
-   or reloading: one Redis read (``autoscaler.reader.read``, a single pipeline) plus what the
-   loop knows of its own workers (busy slots, USS memory) make a ``Sample``; nothing else polls.
+   or reloading: one read of the metrics snapshot (``autoscaler.reader.read``: its one-minute
+   window) plus what the loop knows of its own workers (busy slots, USS memory) make a
+   ``Sample``; nothing else polls.
 2. ``decide`` (pure). A step that answers load is claimed namespace-wide first
    (``autoscale_claim.lua``): while another master's claim in that direction holds, this one
    holds too, so one burst seen by several masters is answered once per cooldown.
@@ -25,7 +26,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..autoscaler import Decision, Policy, State, decide
-from ..autoscaler.reader import Pool, read, to_sample
+from ..autoscaler.reader import Pool, read, sample_from_snapshot
 from ..logs import scaling_decision
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ class Autoscale:
         self.history: deque[dict[str, Any]] = deque(maxlen=KEEP)
         self.last: Decision | None = None
         self.next_at = 0.0
-        self.known: list[str] = []
-        self.offset = 0.0
         self._last_hold: tuple[str, ...] = ()
 
     def configure(self, cfg: Any) -> None:
@@ -104,14 +103,10 @@ class Autoscale:
             return
         assert m.redis is not None
         queues = m.spec.queues
-        reading = m.redis.call(
-            lambda: read(m.redis.client, m.keys, queues, self.known, self.offset)
-        )
-        if reading is None:
+        snap = m.redis.call(lambda: read(m.redis.client, m.keys))
+        if snap is None:
             return  # Redis is down; the guard logs it once
-        self.known = reading.master_ids
-        self.offset = reading.now_ms / 1000 - time.time()
-        sample = to_sample(reading, queues, self._pool(m), now, self.id)
+        sample = sample_from_snapshot(snap, queues, self._pool(m), now, self.id)
         decision, state = decide(sample, self.state, self.policy, self.pinned)
         outcome = self._claim(decision, m)
         if outcome.startswith("skipped"):
