@@ -213,6 +213,10 @@ def scenario(run: CoverageRunner, cell: redis.Redis) -> None:
     # pause / resume a queue with jobs waiting (wakes idle workers).
     run(b.enqueue([job("p1", queue="q2")]))
     assert run(b.resume("q2")) is True
+    # autoscale_claim: granted (and logged), refused while another master holds it, log only.
+    assert run(b.autoscale_claim("m1", "up", 60_000, '{"action": "up"}'))[0]
+    assert not run(b.autoscale_claim("m2", "up", 60_000, '{"action": "up"}'))[0]
+    assert run(b.autoscale_claim("m2", "down", 0, '{"action": "down"}'))[0]
     # purge: ready and scheduled jobs.
     run(b.enqueue([job("pu1", queue="q3"), job("pu2", queue="q3", delay_ms=600_000)]))
     run(b.watch("pu1"))
