@@ -31,7 +31,7 @@ venv-reset:
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,embedded,yaml,browser]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,embedded,yaml,browser,web]'
 	touch $(STAMP)
 
 ## demo: a supervisor working 1,000 real jobs (embedded Redis unless REDIS_URL is set)

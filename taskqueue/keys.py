@@ -14,7 +14,7 @@ QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 class Keys:
     """Key names of one namespace, e.g. ``tq:{default}:q:high_priority``."""
 
-    __slots__ = ("base", "stats", "queues", "paused", "dead", "masters", "autoscaler_log")
+    __slots__ = ("base", "stats", "queues", "paused", "dead", "masters", "autoscaler_log", "alerts")
 
     def __init__(self, prefix: str = "tq", namespace: str = "default") -> None:
         if not QUEUE_NAME_RE.match(namespace) or not QUEUE_NAME_RE.match(prefix):
@@ -27,6 +27,8 @@ class Keys:
         self.dead = self.base + "dead"
         self.masters = self.base + "masters"
         self.autoscaler_log = self.base + "autoscaler:log"
+        #: Alert key -> first seen (ms), kept by the HTTP API (``taskqueue/web/context.py``).
+        self.alerts = self.base + "alerts"
 
     def job(self, job_id: str) -> str:
         return self.base + "job:" + job_id

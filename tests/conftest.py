@@ -59,3 +59,4 @@ def worker_factory(client: TaskQueue, reg: Registry):
 
 from browser_fixtures import browser  # noqa: E402, F401 - fixture for the dashboard tests
 from master_fixtures import masters  # noqa: E402, F401 - fixture for tests/test_master_*.py
+from web_fixtures import web  # noqa: E402, F401 - fixture for tests/test_web*.py

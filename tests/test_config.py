@@ -250,9 +250,16 @@ def test_docs_check_detects_staleness(tmp_path):
         assert s.env in text
 
 
-def test_initial_count_zero_needs_the_autoscaler(tmp_path):
-    msg = load_error(tmp_path, "[workers]\ninitial_count = 0\n")
-    assert "workers.initial_count = 0" in msg and "autoscaler.enabled = true" in msg
+def test_initial_count_zero_loads_for_web_only_mode(tmp_path, capsys):
+    """The web-only file loads (task-worker web serves it); task-worker worker refuses it
+    with exit 2 unless the autoscaler is on (then it starts at min_workers)."""
+    from taskqueue.cli.worker import main
+
+    path = write(tmp_path, "[workers]\ninitial_count = 0\n", "web.toml")
+    assert TaskQueueConfig.from_file(path).workers.initial_count == 0
+    assert main(["worker", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "runs no workers" in err and "task-worker web" in err
     path = write(
         tmp_path, "[workers]\ninitial_count = 0\n[autoscaler]\nenabled = true\n", "ok.toml"
     )

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import math
 import random
-import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from known_jobs import run_known_jobs
 
-from taskqueue import Retry, task
 from taskqueue.keys import Keys
 from taskqueue.metrics import Histogram, bucket_of, read_snapshot
 from taskqueue.metrics.build import RawMetrics, build_snapshot, master_from_record, parse_stats
 from taskqueue.metrics.histogram import bounds, representative
 from taskqueue.scripts import LUA_DIR
-from taskqueue.worker import Worker
 
 
 @given(st.floats(min_value=0, max_value=1e9, allow_nan=False))
@@ -108,45 +106,25 @@ def test_a_master_record_missing_fields_still_reads() -> None:
 
 
 def test_counts_and_depths_match_the_jobs_run(tq, reg) -> None:
-    @task(name="ok", registry=reg)
-    def ok(ms):
-        time.sleep(ms / 1000)
-
-    tries: dict[int, int] = {}
-
-    @task(name="flaky", registry=reg, max_retries=3)
-    def flaky(i):
-        tries[i] = tries.get(i, 0) + 1
-        if tries[i] == 1:
-            raise Retry(delay=0.01)
-
-    @task(name="boom", registry=reg, max_retries=0)
-    def boom():
-        raise ValueError("boom")
-
-    waits = [5, 20, 40, 80] * 5
-    tq.enqueue_many([(ok, (ms,)) for ms in waits])
-    tq.enqueue_many([(flaky, (i,)) for i in range(3)])
-    tq.enqueue_many([(boom, ()) for _ in range(2)])
-    tq.enqueue_with(ok, (1,), delay=600)  # stays scheduled
-    Worker(tq, registry=reg, max_concurrent_tasks=4, queues=["default"]).run(burst=True)
-    tq.enqueue_with(ok, (1,), queue="low_priority")  # stays queued: no worker reads it
+    run_known_jobs(tq, reg)
+    tq.enqueue_with("ok", (1,), queue="low_priority", strict=False)  # no worker reads it
     tq.pause("low_priority")
 
     snap = read_snapshot(tq.redis, Keys())
     d = snap.queues["default"]
     t = d.totals
-    assert t["enqueued"] == 26 and t["started"] == 28
-    assert t["succeeded"] == 23 and t["failed"] == 5 and t["retried"] == 3 and t["dead"] == 2
+    assert t["enqueued"] == 16 and t["started"] == 18
+    assert t["succeeded"] == 13 and t["failed"] == 5 and t["retried"] == 3 and t["dead"] == 2
     assert (d.queued, d.scheduled, d.active) == (0, 1, 0)
     low = snap.queues["low_priority"]
     assert (low.queued, low.paused) == (1, True)
     assert snap.dead == 2
     w = d.window(1)
-    assert w.count("succeeded") == 23 and w.error_rate == pytest.approx(5 / 28)
-    assert w.run_ms.count == 28 and w.wait_ms.count == 28
-    # the 20 "ok" runs are 5..80 ms: p50 >= 20 ms, p99 near 80 ms (sleep overshoots a little)
+    assert w.count("succeeded") == 13 and w.error_rate == pytest.approx(5 / 18)
+    assert w.run_ms.count == 18 and w.wait_ms.count == 18
+    # 8 runs of about 0 ms, then two each of 20, 40, 60, 80 and 100 ms (sleeps overshoot)
     assert w.run_ms.percentile(0.5) >= 20 * 0.9375
-    assert 80 * 0.9375 <= w.run_ms.percentile(0.99) <= 200
-    assert snap.overall.totals["enqueued"] == 27
+    assert 100 * 0.9375 <= w.run_ms.percentile(0.99) <= 2000  # generous: a loaded CI machine
+    assert snap.overall.totals["enqueued"] == 17
+    assert snap.tasks == {} or "ok" in snap.tasks
     assert snap.as_dict()["queues"]["default"]["totals"]["dead"] == 2

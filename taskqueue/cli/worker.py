@@ -50,12 +50,66 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--pidfile", metavar="FILE", help="write the master's pid to FILE")
     worker.add_argument("--burst", action="store_true",
                         help="exit once the queues are empty")  # fmt: skip
+    worker.add_argument("--http", metavar="[ADDR:]PORT",
+                        help="also serve the HTTP API from a supervised child process "
+                             "(sets [web] enabled, bind and port)")  # fmt: skip
     add_cli_flags(worker)
+    web = sub.add_parser(
+        "web", help="serve the HTTP API (no workers)", epilog=WEB_EXAMPLE,
+        description="Serve the HTTP API and Prometheus metrics of a namespace with uvicorn; "
+                    "this process runs no workers (web-only mode). Needs the 'web' extra.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    web.add_argument("--config", "-c", metavar="FILE",
+                     help="TOML or YAML settings file [env TASKQUEUE_CONFIG]")  # fmt: skip
+    add_cli_flags(web, sections=("redis", "web", "logging"))
     return parser
 
 
+WEB_EXAMPLE = """\
+example:
+  task-worker web -c conf/task-queue-web.toml --port 3000
+  curl -s http://127.0.0.1:3000/tasks/health | jq .status
+"""
+
+
+def http_flag(args: argparse.Namespace) -> None:
+    """``--http [ADDR:]PORT`` -> the [web] settings it stands for (flags beat the file)."""
+    spec = getattr(args, "http", None)
+    if not spec:
+        return
+    addr, _, port = spec.rpartition(":")
+    args.web__enabled = True
+    args.web__port = port
+    if addr:
+        args.web__bind = addr.strip("[]")
+
+
 def load_config(args: argparse.Namespace) -> TaskQueueConfig:
+    http_flag(args)
     return TaskQueueConfig.load(args.config, cli=args)
+
+
+def web_main(cfg: TaskQueueConfig) -> int:
+    from ..logs import configure_logging_from_config
+
+    configure_logging_from_config(cfg)
+    try:
+        from ..web.server import serve
+    except ImportError as exc:
+        print(f"task-worker web: needs the 'web' extra: pip install 'taskqueue[web]' ({exc})",
+              file=sys.stderr)  # fmt: skip
+        return USAGE_ERROR
+    return serve(cfg)
+
+
+def no_workers(cfg: TaskQueueConfig) -> str | None:
+    """Why ``task-worker worker`` cannot run this configuration, or None."""
+    if cfg.workers.initial_count == 0 and not cfg.autoscaler.enabled:
+        return ("workers.initial_count = 0 and the autoscaler is off: this file runs no workers "
+                "and is meant for `task-worker web` (web-only mode); give -w N or turn on "
+                "[autoscaler] enabled to start at autoscaler.min_workers")  # fmt: skip
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,6 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(args)
     except ConfigError as exc:
         print(f"task-worker: configuration error:\n{exc}", file=sys.stderr)
+        return USAGE_ERROR
+    if args.command == "web":
+        return web_main(cfg)
+    why = no_workers(cfg)
+    if why:
+        print(f"task-worker: {why}", file=sys.stderr)
         return USAGE_ERROR
     from ..logs import configure_logging_from_config
     from ..master import Arbiter, import_tasks, pidfile

@@ -304,12 +304,6 @@ def cross_check(values: Mapping[str, Any], origins: Mapping[str, str]) -> Iterab
                 if a > b
                 else f"{origins[low]}: {low} = {a!r} equals {high} = {b!r} (from {origins[high]})"
             ) + f"; allowed: {low} {op} {high}"
-    if values["workers.initial_count"] == 0 and not values["autoscaler.enabled"]:
-        yield (
-            f"{origins['workers.initial_count']}: workers.initial_count = 0 starts no worker; "
-            "allowed: 0 only with autoscaler.enabled = true (then the pool starts at "
-            "autoscaler.min_workers), else 1..1024"
-        )
     hung, beat = values["workers.hung_timeout"], values["workers.heartbeat_interval"]
     if hung and hung <= beat:
         yield (

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,8 +136,9 @@ def _modules(value: list[str]) -> str | None:
 
 
 def _route(value: str) -> str | None:
-    """a path starting with /"""
-    return None if value.startswith("/") and " " not in value else "bad route"
+    """empty, or a path starting with / (no spaces, not ending with /)"""
+    ok = value in ("", "/") or (value[:1] == "/" and " " not in value and value[-1] != "/")
+    return None if ok else "bad route"
 
 
 def _upper(value: str) -> str:
@@ -171,7 +172,9 @@ SETTINGS: list[Setting] = [
     # [workers]
     S("workers", "initial_count", int, 4,
       "Worker processes the supervisor starts with; with the autoscaler on, brought within "
-      "min_workers..max_workers (0 = start at min_workers; 0 needs the autoscaler).", min=0, max=1024,
+      "min_workers..max_workers. 0 = web-only: the file loads for `task-worker web`, and "
+      "`task-worker worker` starts at min_workers with the autoscaler on, else exits 2.",
+      min=0, max=1024,
       cli=("--workers", "-w")),
     S("workers", "max_concurrent_tasks", int, 10, "Jobs one worker process may run at the same time.",
       min=1, max=10000, cli=("--max-concurrent-tasks",)),
@@ -263,20 +266,38 @@ SETTINGS: list[Setting] = [
     S("scheduler", "tick_interval", float, 1.0, "Seconds between two scheduler polls for due jobs.", min=0.05, max=3600),
     S("auto_register", "enabled", bool, True, "Register tasks decorated with @task when their module is imported."),
     # [web] (alias [actix])
-    S("web", "auto_configure_routes", bool, True, "Mount the taskqueue HTTP routes automatically."),
-    S("web", "route_prefix", str, "/taskqueue", "URL prefix of the HTTP routes.", validator=_route),
-    S("web", "enable_metrics", bool, True, "Serve the metrics endpoint."),
-    S("web", "enable_health_check", bool, True, "Serve the health-check endpoint."),
-    S("web", "bind", str, "127.0.0.1", "Address the HTTP endpoints listen on."),
-    S("web", "port", int, 8080, "Port the HTTP endpoints listen on.", min=1, max=65535),
-    S("web", "token", str, "", "Bearer token required by the HTTP endpoints; empty = none. Never logged.",
-      secret=True),
+    S("web", "enabled", bool, False,
+      "Let `task-worker worker` serve the HTTP API from a supervised child process (respawned like a "
+      "worker) on `bind`:`port`; `task-worker worker --http ADDR:PORT` turns it on too."),
+    S("web", "auto_configure_routes", bool, True,
+      "Let `task-worker web` and the worker's HTTP child serve the API; false refuses to start them "
+      "(the routes are then only served where your own app mounts `taskqueue.web.create_app`)."),
+    S("web", "route_prefix", str, "/tasks",
+      "URL prefix of the HTTP routes (`/tasks/health`); empty when your app mounts the API under a "
+      "path of its own.", validator=_route),
+    S("web", "enable_metrics", bool, True,
+      "Serve the metrics routes (`/metrics...`, `/stats`, `/sla`) and Prometheus; false: 404."),
+    S("web", "enable_health_check", bool, True, "Serve `/health`; false: 404."),
+    S("web", "bind", str, "127.0.0.1", "Address the HTTP server listens on (loopback by default).",
+      cli=("--bind",)),
+    S("web", "port", int, 3000, "Port the HTTP server listens on.", min=1, max=65535, cli=("--port",)),
+    S("web", "token", str, "",
+      "Bearer token the HTTP write actions (retry, delete, pause, resume, purge, scale) require; "
+      "empty = write actions disabled. Never logged.", secret=True),
     # [metrics]
-    S("metrics", "enabled", bool, True, "Collect and export metrics."),
-    S("metrics", "export_interval", float, 60.0, "Seconds between two metric exports.", min=1, max=86400),
-    S("metrics", "collect_scaling_metrics", bool, True, "Record autoscaler inputs and decisions."),
-    S("metrics", "collect_sla_metrics", bool, True, "Record latency and success rate against the SLA targets."),
-    S("metrics", "collect_adaptive_threshold_metrics", bool, False, "Record adaptive threshold changes."),
+    S("metrics", "enabled", bool, True,
+      "Export metrics: the HTTP metrics routes, Prometheus and the `performance_metric` log records; "
+      "false: none of them (the scripts' counters are kept regardless)."),
+    S("metrics", "export_interval", float, 60.0,
+      "Seconds between two `performance_metric` log records (Prometheus is scraped, never pushed).",
+      min=1, max=86400),
+    S("metrics", "collect_scaling_metrics", bool, True,
+      "Serve the autoscaler's state (`/metrics/autoscaler`, the `autoscaler` key of `/metrics`)."),
+    S("metrics", "collect_sla_metrics", bool, True,
+      "Serve the SLA status against `[autoscaler.target_sla]` (`/sla`, `sla_metrics` of `/health`, "
+      "the `taskqueue_sla_*` gauges)."),
+    S("metrics", "collect_adaptive_threshold_metrics", bool, False,
+      "Include the autoscaler's adapted thresholds in its state as the API serves it."),
     # [logging]
     S("logging", "level", str, "INFO", "Log level (case-insensitive).", choices=LOG_LEVELS,
       cli=("--log-level",), env_aliases=("LOG_LEVEL",), normalize=_upper),
@@ -305,14 +326,16 @@ SECTIONS: list[str] = list(dict.fromkeys(s.section for s in SETTINGS))
 _METAVARS = {int: "N", float: "NUM"}
 
 
-def add_cli_flags(parser: argparse.ArgumentParser) -> None:
-    """Add every flag-bearing setting to ``parser``; flags not given are absent from the result.
+def add_cli_flags(parser: argparse.ArgumentParser, sections: Iterable[str] | None = None) -> None:
+    """Add every flag-bearing setting (of ``sections`` only, if given) to ``parser``; flags not
+    given are absent from the result.
 
     The attribute name is ``Setting.dest`` (``workers.initial_count`` -> ``workers__initial_count``).
     Values stay strings (lists: one string per occurrence); ``TaskQueueConfig.load`` parses them.
     """
+    only = set(sections) if sections is not None else None
     for s in SETTINGS:
-        if not s.cli:
+        if not s.cli or (only is not None and s.section not in only):
             continue
         help_text = f"{s.doc} [{s.path}; env {s.env}]".replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": s.dest, "default": argparse.SUPPRESS, "help": help_text}

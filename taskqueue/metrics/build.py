@@ -198,7 +198,17 @@ def build_snapshot(raw: RawMetrics, windows: Iterable[int] = WINDOWS) -> Metrics
         masters=tuple(sorted((master_from_record(r) for r in raw.masters), key=lambda m: m.id)),
         dead=raw.dead,
         overall=_overall(queues.values(), windows, raw.now_ms),
+        history=tuple(_minute(m, names, raw.now_ms, back) for back, m in enumerate(per_minute)),
     )
+
+
+def _minute(minute: dict[str, _Acc], queues: Iterable[str], now_ms: int, back: int) -> Window:
+    """All queues of one minute hash; ``back`` minutes before the current one."""
+    acc = _Acc()
+    for q in queues:
+        if q in minute:
+            acc.merge(minute[q])
+    return acc.window(1, 60.0 if back else (now_ms % 60_000) / 1000)
 
 
 def _overall(queues: Iterable[QueueMetrics], windows: tuple[int, ...], now_ms: int) -> QueueMetrics:

@@ -17,6 +17,7 @@ import redis
 
 from ..keys import Keys
 from .build import RawMetrics, build_snapshot
+from .diagnostics import OVERDUE_MS
 from .snapshot import WINDOWS, MetricsSnapshot
 
 #: Masters whose index entry is older than this are not read (their record has expired anyway).
@@ -75,3 +76,19 @@ def read_snapshot(
     are kept, the minute hashes expire after two hours)."""
     windows = tuple(windows)
     return build_snapshot(read_raw(client, keys, max(windows, default=0)), windows)
+
+
+def read_lateness(
+    client: redis.Redis, keys: Keys, queues: Iterable[str], now_ms: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Per queue: (leases past their deadline, scheduled jobs past ``OVERDUE_MS``); ZCOUNTs."""
+    names = list(queues)
+    pipe = client.pipeline(transaction=False)
+    for q in names:
+        pipe.zcount(keys.active(q), "-inf", now_ms)
+        pipe.zcount(keys.scheduled(q), "-inf", now_ms - OVERDUE_MS)
+    raw = pipe.execute()
+    return (
+        {q: int(raw[2 * i]) for i, q in enumerate(names)},
+        {q: int(raw[2 * i + 1]) for i, q in enumerate(names)},
+    )

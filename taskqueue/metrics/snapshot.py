@@ -13,6 +13,8 @@ Shape (stable; fields are only ever added)::
       masters         (MasterMetrics, ...)       live supervisors, sorted by id
       dead            jobs in the dead letter now
       overall         QueueMetrics named "*": every queue added up
+      history         (Window, ...) all queues, one per epoch minute of the last hour,
+                      the current (partial) minute first
     QueueMetrics
       name, queued (ready list), scheduled (delayed, retry waits), active (leased), paused
       totals          {counter: n} since the namespace was created (exact, never expire)
@@ -278,6 +280,7 @@ class MetricsSnapshot:
     masters: tuple[MasterMetrics, ...] = ()
     dead: int = 0
     overall: QueueMetrics = field(default_factory=lambda: QueueMetrics("*"))
+    history: tuple[Window, ...] = ()
 
     @property
     def workers(self) -> tuple[WorkerMetrics, ...]:
