@@ -323,3 +323,34 @@ def test_a_sync_task_past_its_limit_gets_soft_time_limit_exceeded(client, reg) -
     st = client.status(job_id)
     assert st.state == "dead" and st.error.startswith("TimeoutError")
     wait_for(lambda: seen == ["interrupted"], what="the thread to see the soft limit")
+
+
+def test_hooks_see_every_job_start_and_settle(client, reg) -> None:
+    from taskqueue.worker import WorkerHooks
+
+    @task(name="ok", registry=reg)
+    def ok(i):
+        return i
+
+    @task(name="bad", registry=reg, max_retries=0)
+    async def bad(i):
+        raise ValueError(i)
+
+    class Seen(WorkerHooks):
+        def __init__(self) -> None:
+            self.started: list[str] = []
+            self.settled: list[str] = []
+
+        def job_started(self, r) -> None:
+            self.started.append(r.job.id)
+
+        def job_settled(self, r) -> None:
+            self.settled.append(r.job.id)
+
+    seen = Seen()
+    ids = client.enqueue_many([(ok, (i,)) for i in range(20)] + [(bad, (1,))])
+    worker = Worker(client, registry=reg, hooks=seen)
+    worker.run(burst=True)
+    assert sorted(seen.started) == sorted(ids)
+    assert sorted(seen.settled) == sorted(ids)
+    assert not worker.running

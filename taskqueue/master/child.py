@@ -17,7 +17,6 @@ Duties:
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import ctypes
 import ctypes.util
 import faulthandler
@@ -26,10 +25,9 @@ import os
 import signal
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ..worker import Running, Worker
+from ..worker import Running, Worker, WorkerHooks
 from .channel import Channel
 
 log = logging.getLogger("taskqueue.master.child")
@@ -37,7 +35,6 @@ BOOT_FAILED = 3
 #: Coalescing delay of change reports (s): a batch of starts or acks makes one message.
 REPORT_DELAY = 0.02
 PR_SET_PDEATHSIG = 1
-_current: contextvars.ContextVar[Running | None] = contextvars.ContextVar("tq_job", default=None)
 
 try:
     from setproctitle import setproctitle
@@ -47,72 +44,46 @@ except ImportError:  # pragma: no cover
         pass
 
 
-class TrackingExecutor(ThreadPoolExecutor):
-    """A thread pool that remembers which job each running sync call belongs to."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: dict[Future, tuple[Running | None, float]] = {}
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
-        fut = super().submit(fn, *args, **kwargs)
-        self.calls[fut] = (_current.get(), time.monotonic())
-        fut.add_done_callback(lambda f: self.calls.pop(f, None))
-        return fut
-
-    def overdue(self) -> float:
-        """Seconds the worst sync call has run past its job's time limit (0 if none)."""
-        worst = 0.0
-        now = time.monotonic()
-        for r, started in list(self.calls.values()):
-            if r is not None and r.job.timeout_ms:
-                worst = max(worst, now - started - r.job.timeout_ms / 1000)
-        return worst
-
-
 def worker_name(spec: Any, pid: int) -> str:
     """The worker id of child ``pid``: its lease tokens and its held set in Redis use it."""
     return f"{spec.prefix}-{spec.host}-{pid}"
 
 
-class ChildWorker(Worker):
-    """A ``Worker`` that talks to its master through a ``Channel``."""
+class ChildWorker(WorkerHooks):
+    """Runs a ``Worker`` in a forked child and talks to the master through a ``Channel``."""
 
-    def __init__(self, *args: Any, channel: Channel, index: int, beat: float, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._executor.shutdown(wait=False)
-        self._executor = TrackingExecutor(self.max_concurrent, thread_name_prefix="tq-task")
+    def __init__(self, worker: Worker, *, channel: Channel, index: int, beat: float) -> None:
+        self.worker = worker
+        worker.hooks = self
         self.channel = channel
         self.index = index
         self.beat = beat
         self.master_pid = os.getppid()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._report_handle: asyncio.TimerHandle | None = None
         self._title = ""
 
-    # -- hooks into Worker ---------------------------------------------------------------------
-    def _start(self, job: Any) -> None:
-        super()._start(job)
+    # -- hooks ---------------------------------------------------------------------------------
+    def job_started(self, r: Running) -> None:
         self._changed()
 
-    def _settled(self, r: Running) -> None:
-        super()._settled(r)
+    def job_settled(self, r: Running) -> None:
         self._changed()
-
-    async def _execute(self, r: Running) -> None:
-        _current.set(r)  # this task's own context: TrackingExecutor sees which job submits
-        await super()._execute(r)
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def run(self, burst: bool = False) -> None:
+        asyncio.run(self.run_async(burst))
+
     async def run_async(self, burst: bool = False) -> None:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop = self._loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.worker.stop)
         loop.add_signal_handler(signal.SIGQUIT, self.quit)
         loop.add_signal_handler(signal.SIGUSR1, reopen_logs)
         loop.add_reader(self.channel.rfd, self._on_master)
         beat = asyncio.ensure_future(self._heartbeat())
         self.channel.send({"t": "up"})
         try:
-            await super().run_async(burst)
+            await self.worker.run_async(burst)
         finally:
             beat.cancel()
             loop.remove_reader(self.channel.rfd)
@@ -121,8 +92,7 @@ class ChildWorker(Worker):
 
     def quit(self) -> None:
         """Fast stop: give held jobs back at once (no grace), then exit."""
-        self.grace_period = 0.0
-        self.stop()
+        self.worker.stop(grace_period=0.0)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -142,17 +112,17 @@ class ChildWorker(Worker):
         if self._report_handle is not None:
             self._report_handle.cancel()
             self._report_handle = None
+        w = self.worker
         now_m, now_w = time.monotonic(), time.time()
         jobs = [
             [r.job.id, r.job.queue, r.job.token, r.job.task, now_w - (now_m - r.started),
              r.job.timeout_ms]
-            for r in self.running.values()
+            for r in w.running.values()
         ]  # fmt: skip
         self.channel.send(
-            {"t": "st", "jobs": jobs, "p": self.processed, "b": self.busy,
-             "o": self._executor.overdue()}  # type: ignore[attr-defined]
-        )  # fmt: skip
-        title = f"task-worker: worker {self.index} busy {self.busy}/{self.max_concurrent}"
+            {"t": "st", "jobs": jobs, "p": w.processed, "b": w.busy, "o": w.executor.overdue()}
+        )
+        title = f"task-worker: worker {self.index} busy {w.busy}/{w.max_concurrent}"
         if title != self._title:
             setproctitle(title)
             self._title = title
@@ -167,13 +137,11 @@ class ChildWorker(Worker):
         for msg in msgs:
             kind = msg.get("t")
             if kind == "lost":
-                self.on_lease_news(msg["ids"], [])
+                self.worker.on_lease_news(msg["ids"], [])
             elif kind == "cancel":
-                self.on_lease_news([], msg["ids"])
+                self.worker.on_lease_news([], msg["ids"])
             elif kind == "quiet":
-                self.quiet = bool(msg["on"])
-                if self._wakeup is not None:
-                    self._wakeup.set()
+                self.worker.set_quiet(bool(msg["on"]))
         self.channel.flush()
 
 
@@ -212,20 +180,18 @@ def run_child(spec: Any, index: int, channel: Channel, master_pid: int, quiet: b
     setproctitle(f"task-worker: worker {index} booting")
     try:
         spec.run_boot_hooks()
-        worker = ChildWorker(
+        worker = Worker(
             spec.taskqueue(),
             spec.queues,
             spec.concurrency,
             name=worker_name(spec, os.getpid()),
             grace_period=spec.grace,
             standalone=False,
-            channel=channel,
-            index=index,
-            beat=spec.beat,
         )
         worker.quiet = quiet
+        child = ChildWorker(worker, channel=channel, index=index, beat=spec.beat)
     except Exception:
         log.exception("worker %d (pid %d) failed to boot", index, os.getpid())
         return BOOT_FAILED
-    worker.run(spec.burst)
+    child.run(spec.burst)
     return 0

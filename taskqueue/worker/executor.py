@@ -1,0 +1,150 @@
+"""The executor: run one leased job's code and hand its outcome to the acker.
+
+Duties:
+1. Find the task, decode the payload; an unknown task or a bad payload is rejected (dead
+   letter, no retry), and the worker keeps going.
+2. Run async tasks as coroutines on the loop, sync tasks in a thread pool of one thread per
+   slot.
+3. Stop an attempt at its time limit: cancel the coroutine, or raise SoftTimeLimitExceeded
+   inside the sync task's thread; ``overdue()`` tells how far the worst sync call has run past
+   its limit (the master kills the process for code that ignores the soft limit).
+4. Turn the outcome into an ack, a retry, a rejection, a cancellation or a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ctypes
+import functools
+import logging
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from .. import logs
+from ..context import JobContext, set_current
+from ..errors import Reject, Retry, SoftTimeLimitExceeded
+from ..redact import redact_text
+from ..registry import TaskOptions
+from ..serialization import MalformedPayload, decode_call, encode_result
+from .running import Running
+
+if TYPE_CHECKING:
+    from .core import Worker
+
+log = logging.getLogger("taskqueue.worker")
+_DEFAULT_OPTIONS = TaskOptions()
+
+
+class Executor:
+    """Runs jobs for ``worker``; sync code in ``threads`` threads."""
+
+    def __init__(self, worker: Worker, threads: int) -> None:
+        self.w = worker
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="tq-task")
+        #: Time-limited sync calls running now: id(Running) -> (Running, monotonic start).
+        self._timed: dict[int, tuple[Running, float]] = {}
+        self._lock = threading.Lock()
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def overdue(self) -> float:
+        """Seconds the worst sync call has run past its job's time limit (0 if none)."""
+        worst = 0.0
+        now = time.monotonic()
+        with self._lock:
+            calls = list(self._timed.values())
+        for r, started in calls:
+            worst = max(worst, now - started - r.job.timeout_ms / 1000)
+        return worst
+
+    async def execute(self, r: Running) -> None:
+        w = self.w
+        job = r.job
+        spec = w.registry.get(job.task)
+        opts = spec.options if spec else _DEFAULT_OPTIONS
+        acker = w.acker
+        set_current(JobContext(job.id, job.task, job.queue, job.attempts, w.name, job.token))
+        logs.lifecycle(log, "started", task_id=job.id, task_name=job.task, queue=job.queue,
+                       attempt=job.attempts, worker=w.name)  # fmt: skip
+        try:
+            if spec is None:
+                raise Reject(f"unknown task {job.task!r}: no task of that name is registered in "
+                             f"this worker (imported: {', '.join(w.registry.names()) or 'none'})")  # fmt: skip
+            try:
+                args, kwargs = decode_call(job.payload)
+            except MalformedPayload as exc:
+                raise Reject(f"malformed payload for task {job.task!r}: {exc}") from None
+            if spec.is_async:
+                work = spec.func(*args, **kwargs)
+            else:
+                call = functools.partial(contextvars.copy_context().run, spec.func, *args,
+                                         **kwargs)  # fmt: skip
+                if job.timeout_ms:
+                    call = functools.partial(self._timed_call, r, call)
+                work = asyncio.get_running_loop().run_in_executor(self.pool, call)
+            if job.timeout_ms:
+                result = await self._with_timeout(work, job.timeout_ms / 1000, r)
+            else:
+                result = await work
+            payload = encode_result(result)
+        except asyncio.CancelledError:
+            if r.cancel_requested:
+                await acker.fail(r, opts, "Cancelled: cancel requested", "", retry=False)
+            elif r.lost:
+                w.forget(r)
+            else:
+                raise  # shutdown: the job is released by Worker.shutdown
+        except _AttemptTimeout as exc:
+            await acker.fail(r, opts, f"TimeoutError: {exc}", "", event="timeout")
+        except Retry as exc:
+            delay = None if exc.delay is None else int(exc.delay * 1000)
+            await acker.fail(r, opts, f"Retry: {exc.reason}", "", delay_ms=delay)
+        except Reject as exc:
+            await acker.fail(r, opts, f"Reject: {exc}", "", retry=False, exc=exc)
+        except Exception as exc:
+            err = redact_text(f"{type(exc).__name__}: {exc}")
+            tb = redact_text("".join(traceback.format_exception(exc)))
+            await acker.fail(r, opts, err, tb, exc=exc)
+        else:
+            w.slot_freed(r)
+            acker.ack(r, payload)
+
+    async def _with_timeout(self, work: Any, seconds: float, r: Running) -> Any:
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if task not in done:
+            task.cancel()
+            self._interrupt(r)
+            raise _AttemptTimeout(f"task exceeded its time limit of {seconds:g}s")
+        return task.result()
+
+    def _timed_call(self, r: Running, call: Any) -> Any:
+        """Run a time-limited sync call (in a pool thread), noting its thread so that the limit
+        can interrupt it and ``overdue()`` can see it until it returns."""
+        with self._lock:
+            r.thread = threading.get_ident()
+            self._timed[id(r)] = (r, time.monotonic())
+        try:
+            return call()
+        finally:
+            with self._lock:
+                r.thread = None
+                self._timed.pop(id(r), None)
+
+    def _interrupt(self, r: Running) -> None:
+        """Soft time limit: raise SoftTimeLimitExceeded inside the thread still running ``r``
+        (delivered at its next Python bytecode; code blocked in C sees it when the call returns)."""
+        with self._lock:
+            if r.thread is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(r.thread), ctypes.py_object(SoftTimeLimitExceeded)
+                )
+
+
+class _AttemptTimeout(Exception):
+    """An attempt ran past its time limit (internal; recorded as a TimeoutError failure)."""

@@ -1,0 +1,99 @@
+"""The fetcher: lease jobs for free slots, and wait without polling when there are none.
+
+Duties:
+1. Fetch a batch of jobs only for free slots (one script call leases them all) and hand each
+   to the worker (``Worker.start``).
+2. When idle, block on the queues' wake lists (BLPOP, at most ``max_block``) instead of polling;
+   wake early for ``stop()``, a free slot, or a scheduled job coming due.
+3. In burst mode, return once nothing is running and a fetch taken after every outcome landed
+   found nothing due within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import redis.exceptions
+
+if TYPE_CHECKING:
+    from .core import Worker
+
+#: An idle worker fetches after this many empty blocking waits even without a wake token.
+SAFETY_FETCH_EVERY = 6
+
+
+class Fetcher:
+    """Leases jobs for ``worker`` until it stops."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.w = worker
+        self.fetches = 0
+
+    async def run(self, burst: bool) -> None:
+        w = self.w
+        wakeup = w.wakeup
+        while not w.stopping:
+            free = w.max_concurrent - w.busy
+            if free <= 0 or w.quiet:
+                wakeup.clear()
+                await wakeup.wait()
+                continue
+            self.fetches += 1
+            token = f"{w.name}:{self.fetches}"
+            settled_before = w.settled_count
+            res = await w.link.run(w.broker.fetch(w.queues, free, token, w.name))
+            if res is None:
+                continue
+            for job in res.jobs:
+                w.start(job)
+            if res.jobs:
+                continue
+            due_in = (res.next_due_ms - res.now_ms) / 1000 if res.next_due_ms >= 0 else None
+            if burst and (due_in is None or due_in > 1.0):
+                # Exit only on a view of Redis taken after every outcome was recorded: a fail
+                # that landed while this fetch ran may have scheduled a retry it did not see.
+                if not w.running and w.settled_count == settled_before:
+                    return
+                if not w.running:
+                    continue
+                wakeup.clear()
+                await wakeup.wait()
+                continue
+            await self._idle(due_in)
+
+    async def _idle(self, due_in: float | None) -> None:
+        """Block until there may be work: a wake token, a scheduled job coming due, stop() or a
+        free slot. Every change that makes work available pushes a wake token, so a block that
+        times out without one needs no fetch (a safety fetch still runs once a minute)."""
+        max_block = self.w.link.max_block
+        due_at = None if due_in is None else time.monotonic() + due_in
+        for _ in range(SAFETY_FETCH_EVERY):
+            left = max_block if due_at is None else due_at - time.monotonic()
+            if left <= 0 or await self._block(max(0.005, min(left, max_block))):
+                return
+
+    async def _block(self, timeout: float) -> bool:
+        """Wait for a wake token on any of our queues, for ``stop()``, or for the timeout;
+        False only when the timeout passed with nothing to wake for."""
+        w = self.w
+        w.wakeup.clear()
+        if w.stopping:  # stop() raced with the clear() above: its wakeup may be gone
+            return True
+        wake_keys = [w.keys.wake(q) for q in w.queues]
+        pop = asyncio.ensure_future(w.link.redis.blpop(wake_keys, timeout=timeout))
+        stop = asyncio.ensure_future(w.wakeup.wait())
+        done, _ = await asyncio.wait({pop, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if pop not in done:
+            pop.cancel()
+        try:
+            got = await pop
+            w.link.reconnected()
+            return got is not None or stop in done
+        except asyncio.CancelledError:
+            return True
+        except redis.exceptions.RedisError as exc:
+            await w.link.outage(exc)
+            return True

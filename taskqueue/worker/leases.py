@@ -1,0 +1,65 @@
+"""The lease keeper: keep the leases of running jobs alive, and stop jobs that lost theirs.
+
+Duties:
+1. ``news(lost, cancelled)``: stop jobs whose lease moved on (their outcome is dropped) and jobs
+   whose cancellation was asked (recorded as cancelled). The master sends this news to its
+   children; a standalone worker finds it itself.
+2. Standalone only (no master): extend held leases every third of the lease, and recover
+   expired leases of this worker's queues at a jittered interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .core import Worker
+
+log = logging.getLogger("taskqueue.worker")
+
+
+class LeaseKeeper:
+    """Leases of the jobs ``worker`` holds."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.w = worker
+
+    async def run(self) -> None:
+        """Extend and recover until cancelled (standalone workers)."""
+        w = self.w
+        interval = w.broker.lease_ms / 3000
+        next_recover = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            await self.extend()
+            if time.monotonic() >= next_recover:
+                await w.link.run(w.broker.recover(w.queues))
+                next_recover = time.monotonic() + interval * random.uniform(1.0, 2.0)
+
+    async def extend(self) -> None:
+        held = self.w.inflight()
+        if not held:
+            return
+        res = await self.w.link.run(self.w.broker.extend(held))
+        if res is not None:
+            self.news(*res)
+
+    def news(self, lost: Sequence[str], cancelled: Sequence[str]) -> None:
+        """Stop jobs whose lease moved on, and jobs whose cancellation was requested."""
+        running = self.w.running
+        for job_id in lost:
+            r = running.get(job_id)
+            if r is not None and r.task is not None and not r.task.done():
+                r.lost = True
+                log.warning("lease of job %s was lost; stopping it", job_id)
+                r.task.cancel()
+        for job_id in cancelled:
+            r = running.get(job_id)
+            if r is not None and r.task is not None and not r.task.done():
+                r.cancel_requested = True
+                r.task.cancel()
