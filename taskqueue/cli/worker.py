@@ -109,6 +109,12 @@ def no_workers(cfg: TaskQueueConfig) -> str | None:
         return ("workers.initial_count = 0 and the autoscaler is off: this file runs no workers "
                 "and is meant for `task-worker web` (web-only mode); give -w N or turn on "
                 "[autoscaler] enabled to start at autoscaler.min_workers")  # fmt: skip
+    if cfg.web.enabled:
+        try:
+            from ..web.server import check
+        except ImportError as exc:
+            return f"--http / [web] enabled needs the 'web' extra: pip install 'taskqueue[web]' ({exc})"
+        return check(cfg)
     return None
 
 

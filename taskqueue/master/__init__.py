@@ -5,7 +5,7 @@ back-off), ``child`` (the worker process side), ``channel`` (the pipe protocol),
 (the master's view of one worker), ``leases`` (extend, release, recover, promote),
 ``recycle`` (task/memory limits, hung workers, runaway sync tasks), ``reload`` (rolling HUP),
 ``signals`` (the signal table), ``control`` (status record and commands in Redis), ``redisguard`` (outage handling),
-``sdnotify`` (systemd), ``pidfile``.
+``sdnotify`` (systemd), ``pidfile``, ``httpchild`` (the supervised HTTP API process).
 """
 
 from .arbiter import Arbiter

@@ -35,6 +35,7 @@ from .autoscale import Autoscale
 from .child import setproctitle, worker_name
 from .control import ControlPlane, Reply
 from .handle import WorkerHandle
+from .httpchild import HttpChild
 from .inbox import Inbox
 from .leases import LeaseKeeper
 from .recycle import Recycler
@@ -70,6 +71,7 @@ class Arbiter:
         self.reloader = Reloader(self)
         self.redis: RedisGuard | None = None
         self.autoscale = Autoscale(self.id)
+        self.http = HttpChild(cfg) if cfg.web.enabled else None
         self.apply_config(cfg)
 
     def apply_config(self, cfg: Any) -> None:
@@ -77,6 +79,8 @@ class Arbiter:
         self.spec = WorkerSpec.from_config(cfg, self.burst)
         self.autoscale.configure(cfg)
         self.desired = self.autoscale.bound(self.desired)
+        if self.http is not None:
+            self.http.cfg = cfg  # used from its next spawn on
         self.keys = Keys(cfg.redis.key_prefix, cfg.redis.namespace)
         self.broker = Broker(
             self.keys, lease_ms=self.spec.lease_ms, max_stalls=self.spec.max_stalls
@@ -129,7 +133,7 @@ class Arbiter:
                 self.recycler.check(list(self.workers.values()), now, self._kill)
                 self.reloader.progress(now)
                 self._manage(now)
-                if self.stopping and not self.workers:
+                if self.stopping and not self.workers and not (self.http and self.http.pid):
                     break
         finally:
             self._finish()
@@ -145,6 +149,8 @@ class Arbiter:
         now = time.monotonic()
         due = [self.next_beat, self.next_control, self.leases.next_due(), now + 1.0]
         due += [t for t in (self.autoscale.next_due(),) if t is not None]
+        if self.http is not None and (t := self.http.next_due()) is not None:
+            due.append(t)
         due += [w.kill_at for w in self.workers.values() if w.kill_at is not None]
         if self._missing() > 0 and not self.boot.halted:
             due.append(self.boot.next_at)
@@ -200,6 +206,10 @@ class Arbiter:
                 return
             if pid == 0:
                 return
+            if self.http is not None and self.http.owns(pid):
+                self.http.exited(os.waitstatus_to_exitcode(status), time.monotonic(),
+                                 self.stopping)  # fmt: skip
+                continue
             w = self.workers.pop(pid, None)
             if w is not None:
                 self._on_exit(w, os.waitstatus_to_exitcode(status))
@@ -255,6 +265,8 @@ class Arbiter:
                     self.workers else 0  # fmt: skip
                 self.notify.extend_timeout(remaining + 5)
         self.autoscale.tick(now, self)
+        if self.http is not None:
+            self.http.tick(now, self.stopping)
         self.notify.watchdog(now)
         if self.draining and not self.stopping and not any(w.jobs for w in self.workers.values()):
             self.stop(False, "drained")
@@ -385,6 +397,7 @@ class Arbiter:
             "draining": self.draining, "stopping": self.stopping, "generation": self.generation,
             "spawn_halted": self.boot.halted, "redis_down": self.redis.down_since is not None,
             "autoscaler": self.autoscale.describe(time.monotonic()),
+            "http": self.http.describe() if self.http is not None else None,
             "workers": [w.describe() for w in sorted(self.workers.values(), key=lambda w: w.index)],
         }  # fmt: skip
 
@@ -395,6 +408,8 @@ class Arbiter:
         while self.workers and time.monotonic() < end:
             self._reap()
             time.sleep(0.01)
+        if self.http is not None:
+            self.http.kill_now()
         if self.leases.pending or self.leases.pending_workers:
             self.leases._retry_pending()
         self._drop_inbox()

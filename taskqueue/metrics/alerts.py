@@ -6,8 +6,8 @@ From ``[alerts]``:
 - ``worker_utilization_high`` (warning) / ``worker_utilization_low`` (info): busy / total slots
   of the live workers above ``max_worker_utilization`` / below ``min_worker_utilization``;
 - ``scaling_frequency`` (warning): a master's autoscaler scaled more than
-  ``max_scaling_frequency_per_hour`` times in the last hour (``scalings_last_hour`` of the
-  ``autoscaler`` object in its status record).
+  ``max_scaling_frequency_per_hour`` times in the last hour (the ``applied`` up/down entries of
+  the ``history`` its status record's ``autoscaler`` object carries).
 
 And always:
 - ``redis_unreachable`` (critical): built by the caller when the read failed (``unreachable``);
@@ -117,7 +117,7 @@ def evaluate(snap: MetricsSnapshot, th: Thresholds, priority: Sequence[str] = ()
             round(util, 4), th.min_worker_utilization,
         ))  # fmt: skip
     for m in snap.masters:
-        n = _scalings(m.autoscaler)
+        n = scalings_last_hour(m.autoscaler, snap.taken_ms / 1000)
         if n is not None and n > th.max_scaling_frequency_per_hour:
             out.append(Alert(
                 f"scaling_frequency:{m.id}", "scaling_frequency", "warning",
@@ -128,10 +128,13 @@ def evaluate(snap: MetricsSnapshot, th: Thresholds, priority: Sequence[str] = ()
     return out
 
 
-def _scalings(state: Mapping[str, Any] | None) -> int | None:
-    if not state:
+def scalings_last_hour(state: Mapping[str, Any] | None, now_s: float) -> int | None:
+    """Scaling steps a master's autoscaler applied in the hour before ``now_s`` (None: the
+    master publishes no autoscaler history)."""
+    if not state or not isinstance(state.get("history"), list):
         return None
-    try:
-        return int(state["scalings_last_hour"])
-    except (KeyError, TypeError, ValueError):
-        return None
+    return sum(
+        1 for e in state["history"]
+        if isinstance(e, Mapping) and e.get("outcome") == "applied"
+        and e.get("action") in ("up", "down") and float(e.get("at") or 0) >= now_s - 3600
+    )  # fmt: skip

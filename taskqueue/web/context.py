@@ -2,8 +2,8 @@
 producer client for write actions, and the few things remembered between requests.
 
 Duties:
-1. Build the Redis client from ``[redis]`` (short timeouts: a request never hangs on a dead
-   Redis) and the ``TaskQueue`` used by the write actions.
+1. Build the Redis client from ``[redis]`` (``taskqueue.connection``; connecting gives up
+   within 2 s, so a request never hangs on a dead Redis) and the ``TaskQueue`` of the writes.
 2. Read a metrics snapshot, and remember since when Redis has been unreachable.
 3. Keep alert first-seen times in Redis (``Keys.alerts``), so every web process reports the
    same "since".
@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import redis
 
 from ..client import TaskQueue
 from ..config import TaskQueueConfig
 from ..config.schema import SETTINGS
+from ..connection import RedisSettings, connect
 from ..keys import Keys
 from ..metrics import MetricsSnapshot, read_snapshot
 from ..metrics.alerts import Alert, Thresholds, unreachable
 from ..metrics.sla import Targets
 from ..redact import redact_text
 
-#: Seconds to connect to Redis / to wait for one reply, for the web process's client.
+#: Longest wait (s) to connect to Redis: a request never hangs long on a dead Redis.
 CONNECT_TIMEOUT = 2.0
-COMMAND_TIMEOUT = 5.0
 
 #: Errors that mean "Redis is not answering" (answered with 503, never 500).
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
@@ -59,17 +59,16 @@ class Context:
 
     @classmethod
     def build(cls, cfg: TaskQueueConfig) -> Context:
-        client = redis.Redis.from_url(
-            cfg.redis.url,
-            socket_timeout=COMMAND_TIMEOUT,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            max_connections=max(4, int(cfg.redis.pool_size)),
+        settings = RedisSettings.from_config(cfg)
+        settings = replace(
+            settings,
+            pool_size=max(4, settings.pool_size),
+            connection_timeout=min(settings.connection_timeout, CONNECT_TIMEOUT),
         )
+        client = connect(settings, name="web")
         keys = Keys(cfg.redis.key_prefix, cfg.redis.namespace)
-        tq = TaskQueue(
-            cfg.redis.url, namespace=cfg.redis.namespace, prefix=cfg.redis.key_prefix,
-            client=client,
-        )  # fmt: skip
+        tq = TaskQueue(settings, namespace=cfg.redis.namespace, prefix=cfg.redis.key_prefix,
+                       client=client)  # fmt: skip
         return cls(cfg, client, keys, tq)
 
     # -- settings read per request (a reloaded config object keeps working) -------------------

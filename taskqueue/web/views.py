@@ -26,6 +26,8 @@ from ..metrics.sla import sla_status
 from .context import REDIS_DOWN, Context, reason, uptime
 
 Body = dict[str, Any] | tuple[int, dict[str, Any]]
+#: Parts of a master's autoscaler state served only with collect_adaptive_threshold_metrics.
+ADAPTIVE_KEYS = ("initial_thresholds", "adjustments")
 
 
 def _sla(ctx: Context, snap: MetricsSnapshot) -> dict[str, Any] | None:
@@ -45,7 +47,8 @@ def _autoscaler(ctx: Context, snap: MetricsSnapshot) -> dict[str, Any]:
     for m in snap.masters:
         state = dict(m.autoscaler) if m.autoscaler is not None else None
         if state is not None and not adaptive:
-            state.pop("adaptive", None)
+            for key in ADAPTIVE_KEYS:
+                state.pop(key, None)
         masters[m.id] = {"workers": m.actual, "desired": m.desired, "state": state}
     return {
         "enabled": bool(ctx.cfg.autoscaler.enabled),
