@@ -18,10 +18,11 @@ import redis.asyncio
 
 from .broker import Broker, Call, NewJob
 from .connection import MAX_BLOCK, RedisSettings, connect, connect_async
-from .errors import JobNotFound, TaskFailed
+from .errors import ConfigError, JobNotFound, PartialEnqueue, TaskFailed
 from .jobs import JobStatus, check_queue, deadline, make_job, remaining, split_call
 from .keys import Keys
 from .redact import redact_url
+from .redis_errors import wrapping_errors
 from .registry import Registry, registry
 from .runner import AsyncRunner, SyncRunner
 from .serialization import DEFAULT_MAX_PAYLOAD, decode_result
@@ -29,6 +30,8 @@ from .serialization import DEFAULT_MAX_PAYLOAD, decode_result
 #: Jobs per enqueue script call in enqueue_many.
 BATCH = 1000
 ALL = "all"
+#: Life of a result-wait token list (``done:<id>``) passed on to other waiters (ms).
+DONE_TTL_MS = 60_000
 
 
 class _Base:
@@ -63,7 +66,10 @@ class _Base:
         self.broker = Broker(self.keys, **(broker_options or {}))
         self.max_payload = max_payload
         self.registry = registry
-        self.redis = client or self._connect(self.settings, name="client")
+        try:
+            self.redis = client or self._connect(self.settings, name="client")
+        except ValueError as exc:
+            raise ConfigError(f"invalid Redis URL {redact_url(self.settings.url)}: {exc}") from None
         self.run = self._runner_class(self.redis)
 
     def __repr__(self) -> str:
@@ -72,9 +78,21 @@ class _Base:
     def _job(self, target: Any, args: Any = (), kwargs: Any = None, **opts: Any) -> NewJob:
         return make_job(self.registry, target, args, kwargs, max_payload=self.max_payload, **opts)
 
-    def _batches(self, calls: Iterable[Any]) -> list[Call]:
+    def _batches(self, calls: Iterable[Any]) -> list[tuple[list[NewJob], Call]]:
         jobs = [self._job(*split_call(c)) for c in calls]
-        return [self.broker.enqueue(jobs[i : i + BATCH]) for i in range(0, len(jobs), BATCH)]
+        chunks = [jobs[i : i + BATCH] for i in range(0, len(jobs), BATCH)]
+        return [(chunk, self.broker.enqueue(chunk)) for chunk in chunks]
+
+    @staticmethod
+    def _committed(batches: list[tuple[list[NewJob], Call]], replies: list[Any]) -> list[str]:
+        """The ids of every batch. ``replies`` stops at the first failed batch (an exception):
+        then raise PartialEnqueue naming the jobs that went in and those that did not (each
+        batch is one script: all of it or none of it)."""
+        done = [job_id for reply in replies[:-1] for job_id, _ in reply]
+        if replies and isinstance(replies[-1], BaseException):
+            missing = [j.id for jobs, _ in batches[len(replies) - 1 :] for j in jobs]
+            raise PartialEnqueue(done, missing, replies[-1]) from replies[-1]
+        return done + [job_id for reply in replies[-1:] for job_id, _ in reply]
 
     @staticmethod
     def _outcome(job_id: str, raw: list | None) -> tuple[bool, Any]:
@@ -90,6 +108,12 @@ class _Base:
             raise TaskFailed(job_id, state, err, tb)
         return False, None
 
+    def _pass_on(self, pipe: Any, job_id: str) -> Any:
+        """Put the finish token back for other waiters, with an expiry (MULTI: both or none)."""
+        pipe.lpush(self.keys.done(job_id), "1")
+        pipe.pexpire(self.keys.done(job_id), DONE_TTL_MS)
+        return pipe
+
     def _lengths_reply(self, queues: list[str], raw: list, paused: set[bytes]) -> dict:
         out: dict[str, dict[str, int]] = {}
         for i, q in enumerate(queues):
@@ -103,6 +127,7 @@ class _Base:
         return out
 
 
+@wrapping_errors
 class TaskQueue(_Base):
     """Synchronous client. Thread-safe (redis-py pools its connections)."""
 
@@ -147,9 +172,17 @@ class TaskQueue(_Base):
         return self.run(self.broker.enqueue([job]))[0][0]
 
     def enqueue_many(self, calls: Iterable[Any]) -> list[str]:
-        """Enqueue many ``(task, args, kwargs)`` calls, one round trip per 1,000 jobs."""
+        """Enqueue many ``(task, args, kwargs)`` calls, one script call per 1,000 jobs, in
+        order. If one fails, the rest are not sent and ``PartialEnqueue`` tells which went in."""
         batches = self._batches(calls)
-        return [job_id for reply in self.run.pipeline(batches) for job_id, _ in reply]
+        replies: list[Any] = []
+        for _, call in batches:
+            try:
+                replies.append(self.run(call))
+            except redis.RedisError as exc:
+                replies.append(exc)
+                break
+        return self._committed(batches, replies)
 
     # -- results and state ---------------------------------------------------------------------
     def result(self, job_id: str, timeout: float | None = None) -> Any:
@@ -160,7 +193,7 @@ class TaskQueue(_Base):
             if finished:
                 return value
             if self.redis.blpop([self.keys.done(job_id)], timeout=remaining(until, MAX_BLOCK)):
-                self.redis.lpush(self.keys.done(job_id), "1")  # let other waiters see it too
+                self._pass_on(self.redis.pipeline(), job_id).execute()
 
     def status(self, job_id: str) -> JobStatus:
         rec = self.redis.hgetall(self.keys.job(job_id))
@@ -230,6 +263,7 @@ class TaskQueue(_Base):
         return total
 
 
+@wrapping_errors
 class AsyncTaskQueue(_Base):
     """asyncio client with the same methods as ``TaskQueue`` (each a coroutine)."""
 
@@ -270,10 +304,16 @@ class AsyncTaskQueue(_Base):
         return (await self.run(self.broker.enqueue([job])))[0][0]
 
     async def enqueue_many(self, calls: Iterable[Any]) -> list[str]:
-        out: list[str] = []
-        for batch in self._batches(calls):
-            out += [job_id for job_id, _ in await self.run(batch)]
-        return out
+        """Enqueue many ``(task, args, kwargs)`` calls, one script call per 1,000 jobs."""
+        batches = self._batches(calls)
+        replies: list[Any] = []
+        for _, call in batches:
+            try:
+                replies.append(await self.run(call))
+            except redis.RedisError as exc:
+                replies.append(exc)
+                break
+        return self._committed(batches, replies)
 
     async def result(self, job_id: str, timeout: float | None = None) -> Any:
         until = deadline(timeout)
@@ -284,7 +324,7 @@ class AsyncTaskQueue(_Base):
             if await self.redis.blpop(
                 [self.keys.done(job_id)], timeout=remaining(until, MAX_BLOCK)
             ):
-                await self.redis.lpush(self.keys.done(job_id), "1")
+                await self._pass_on(self.redis.pipeline(), job_id).execute()
 
     async def status(self, job_id: str) -> JobStatus:
         rec = await self.redis.hgetall(self.keys.job(job_id))

@@ -15,6 +15,29 @@ class BrokerError(TaskQueueError):
     """Redis refused an operation or answered something unexpected."""
 
 
+class RedisUnavailable(BrokerError):
+    """Redis cannot serve the operation now (connection lost, out of memory, loading, busy,
+    read-only): nothing was changed by it; retrying later is safe."""
+
+
+class RedisRefused(BrokerError):
+    """Redis refused the credentials or the permission (wrong password, ACL): fix the setting."""
+
+
+class PartialEnqueue(BrokerError):
+    """``enqueue_many`` committed some batches and not others: ``enqueued`` ids went in (retry
+    only ``not_enqueued``), ``error`` is why the rest did not."""
+
+    def __init__(self, enqueued: list[str], not_enqueued: list[str], error: BaseException):
+        self.enqueued = enqueued
+        self.not_enqueued = not_enqueued
+        self.error = error
+        super().__init__(
+            f"{len(enqueued)} job(s) enqueued, {len(not_enqueued)} not ({error}); "
+            "retry only the ones in .not_enqueued"
+        )
+
+
 class ScriptError(BrokerError):
     """A Lua script returned a named error status."""
 

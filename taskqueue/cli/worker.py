@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from ..config import TaskQueueConfig, add_cli_flags
 from ..errors import ConfigError
+from ..redis_errors import preflight
 
 USAGE_ERROR = 2
 EXAMPLE = """\
@@ -137,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging_from_config(cfg)
     log = logging.getLogger("taskqueue.master")
+    refused = preflight(cfg.redis.url)
+    if refused:
+        print(f"task-worker: {refused}", file=sys.stderr)
+        return USAGE_ERROR
     try:
         import_tasks(cfg.workers.imports)
     except Exception as exc:

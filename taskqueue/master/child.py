@@ -27,6 +27,7 @@ import sys
 import time
 from typing import Any
 
+from ..supervise import supervised
 from ..worker import Running, Worker, WorkerHooks
 from .channel import Channel
 
@@ -80,7 +81,7 @@ class ChildWorker(WorkerHooks):
         loop.add_signal_handler(signal.SIGQUIT, self.quit)
         loop.add_signal_handler(signal.SIGUSR1, reopen_logs)
         loop.add_reader(self.channel.rfd, self._on_master)
-        beat = asyncio.ensure_future(self._heartbeat())
+        beat = asyncio.ensure_future(supervised("heartbeat", self._heartbeat))
         self.channel.send({"t": "up"})
         try:
             await self.worker.run_async(burst)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .. import logs
 from ..backoff import backoff_ms
 from ..registry import TaskOptions
+from ..supervise import supervised
 from .running import Running
 
 if TYPE_CHECKING:
@@ -38,21 +39,27 @@ class Acker:
         """Queue a success; it lands with the next batch."""
         self._acks.append((r, payload))
         if self._task is None:
-            self._task = asyncio.ensure_future(self._flush())
+            self._task = asyncio.ensure_future(supervised("acker", self._flush))
 
     async def drain(self) -> None:
         """Wait until every queued success has landed (or was given up)."""
         while self._task is not None or self._acks:
             if self._task is None:
-                self._task = asyncio.ensure_future(self._flush())
+                self._task = asyncio.ensure_future(supervised("acker", self._flush))
             await self._task
 
     async def _flush(self) -> None:
+        """Land every queued success, batch by batch. A batch whose recording raised goes back
+        to the front, so the supervisor's restart retries it: no job is left unsettled."""
         w = self.w
         try:
             while self._acks:
                 batch, self._acks = self._acks, []
-                ok = await w.link.run_retry(w.broker.ack([(r.job, p) for r, p in batch]))
+                try:
+                    ok = await w.link.run_retry(w.broker.ack([(r.job, p) for r, p in batch]))
+                except BaseException:
+                    self._acks = batch + self._acks
+                    raise
                 for (r, _), acked in zip(batch, ok or [False] * len(batch), strict=True):
                     w.settled(r)
                     ms = (time.monotonic() - r.started) * 1000

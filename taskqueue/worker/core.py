@@ -31,6 +31,7 @@ from ..connection import RedisSettings
 from ..jobs import check_queue
 from ..keys import Keys
 from ..registry import Registry, registry
+from ..supervise import supervised
 from .acker import Acker
 from .executor import Executor
 from .fetcher import Fetcher
@@ -130,7 +131,7 @@ class Worker:
         self.link.open()
         timers = []
         if self.standalone:
-            timers = [asyncio.create_task(self.leases.run())]
+            timers = [asyncio.create_task(supervised("lease keeper", self.leases.run))]
         log.info("worker %s started, queues=%s, concurrency=%d", self.name, ",".join(self.queues),
                  self.max_concurrent)  # fmt: skip
         try:

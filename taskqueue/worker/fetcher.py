@@ -15,8 +15,6 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-import redis.exceptions
-
 if TYPE_CHECKING:
     from .core import Worker
 
@@ -94,6 +92,6 @@ class Fetcher:
             return got is not None or stop in done
         except asyncio.CancelledError:
             return True
-        except redis.exceptions.RedisError as exc:
-            await w.link.outage(exc)
+        except Exception as exc:  # noqa: BLE001 - classified and logged by the link
+            await w.link.outage(exc, "BLPOP of the wake lists")
             return True

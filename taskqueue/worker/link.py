@@ -2,8 +2,9 @@
 
 Duties:
 1. Open one asyncio client (``connection.connect_async``) and run ``broker.Call`` objects on it.
-2. On a connection error: log the outage once, back off (doubling, with jitter), report
-   ``None``; log the recovery with the outage's length.
+2. On any Redis error (an outage, a full Redis, a bug: classified by ``redis_errors``): log
+   once per change of state, back off (doubling, with jitter), report ``None``; log the
+   recovery with the outage's length. Never raises.
 3. ``run_retry`` keeps trying a call that must land (ack, fail, release) through an outage.
 """
 
@@ -11,15 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 from collections.abc import Callable
 from typing import Any
 
-import redis.exceptions
-
 from ..connection import MAX_BLOCK, RedisSettings, connect_async
-from ..redact import redact_text
+from ..redis_errors import Outage
 from ..runner import AsyncRunner
 
 log = logging.getLogger("taskqueue.worker")
@@ -33,8 +30,7 @@ class RedisLink:
     def __init__(self, settings: RedisSettings, stopping: Callable[[], bool]) -> None:
         self.settings = settings
         self.stopping = stopping
-        self._outage_since: float | None = None
-        self._backoff = RECONNECT[0]
+        self.state = Outage(log, RECONNECT)
 
     def open(self) -> None:
         """Create the client (inside the running event loop)."""
@@ -47,12 +43,11 @@ class RedisLink:
         await self.redis.aclose()
 
     async def run(self, call: Any) -> Any:
-        """Run a call; on a connection error log the outage once, back off, return None."""
+        """Run a call; on any error log it once per change of state, back off, return None."""
         try:
             res = await self.call(call)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError) as exc:  # fmt: skip
-            await self.outage(exc)
+        except Exception as exc:  # noqa: BLE001 - classified and logged by Outage
+            await self.outage(exc, f"script {call.script}")
             return None
         self.reconnected()
         return res
@@ -72,16 +67,8 @@ class RedisLink:
                           "will be recovered", call.script, n)  # fmt: skip
                 return None
 
-    async def outage(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if self._outage_since is None:
-            self._outage_since = now
-            self._backoff = RECONNECT[0]
-            log.error("lost Redis (%s); reconnecting with backoff", redact_text(str(exc)))
-        await asyncio.sleep(self._backoff * random.uniform(0.5, 1.0))
-        self._backoff = min(self._backoff * 2, RECONNECT[1])
+    async def outage(self, exc: BaseException, what: str = "") -> None:
+        await asyncio.sleep(self.state.failed(exc, what))
 
     def reconnected(self) -> None:
-        if self._outage_since is not None:
-            log.warning("Redis is back after %.1fs", time.monotonic() - self._outage_since)
-            self._outage_since = None
+        self.state.ok()
