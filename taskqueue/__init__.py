@@ -1,11 +1,12 @@
 """taskqueue: a Redis task queue for production services.
 
-from taskqueue import TaskQueue, Task, task, queue_names
+from taskqueue import TaskQueue, Task, task, periodic, queue_names
 """
 
 from . import queue_names
 from .client import AsyncTaskQueue, TaskQueue
 from .errors import Reject, Retry, SoftTimeLimitExceeded, TaskFailed, TaskQueueError
+from .schedules import periodic
 from .task import Task, task
 
 __version__ = "0.1.0"
@@ -20,6 +21,7 @@ __all__ = [
     "TaskQueue",
     "TaskQueueError",
     "__version__",
+    "periodic",
     "queue_names",
     "task",
 ]

@@ -14,7 +14,18 @@ QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 class Keys:
     """Key names of one namespace, e.g. ``tq:{default}:q:high_priority``."""
 
-    __slots__ = ("base", "stats", "queues", "paused", "dead", "masters", "autoscaler_log", "alerts")
+    __slots__ = (
+        "base",
+        "stats",
+        "queues",
+        "paused",
+        "dead",
+        "masters",
+        "autoscaler_log",
+        "alerts",
+        "schedules",
+        "due",
+    )
 
     def __init__(self, prefix: str = "tq", namespace: str = "default") -> None:
         if not QUEUE_NAME_RE.match(namespace) or not QUEUE_NAME_RE.match(prefix):
@@ -29,6 +40,9 @@ class Keys:
         self.autoscaler_log = self.base + "autoscaler:log"
         #: Alert key -> first seen (ms), kept by the HTTP API (``taskqueue/web/context.py``).
         self.alerts = self.base + "alerts"
+        #: Names of every periodic schedule, and name -> next slot of the unpaused ones.
+        self.schedules = self.base + "schedules"
+        self.due = self.base + "schedules:due"
 
     def job(self, job_id: str) -> str:
         return self.base + "job:" + job_id
@@ -53,6 +67,9 @@ class Keys:
 
     def held(self, worker: str) -> str:
         return self.base + "held:" + worker
+
+    def schedule(self, name: str) -> str:
+        return self.base + "sched:" + name
 
     def stats_minute(self, minute: int) -> str:
         return f"{self.stats}:{minute}"

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -22,6 +23,7 @@ from ..control import ControlClient, NoSuchMaster, ReplyTimeout
 from ..control.overview import dead_count, queue_overview
 from ..errors import ConfigError, EnqueueError, JobNotFound, TaskQueueError
 from ..redact import redact_text, redact_url
+from ..schedules.admin import NoSuchSchedule, ScheduleAdmin, list_schedules
 from . import autoscaler_cmd
 from .render import Progress, duration, fmt, mib, table
 
@@ -172,6 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("id", nargs="?")
         s.add_argument("--all", action="store_true")
         s.add_argument("--yes", action="store_true", help="confirm deleting")
+
+    sc = _sub(subs, "schedules",
+              "list periodic schedules (next and last firing, last job's outcome), or pause, "
+              "resume or run one now", "tqctl schedules --json")  # fmt: skip
+    sc.add_argument("--json", action="store_true", help="machine-readable output")
+    scs = sc.add_subparsers(dest="action", metavar="ACTION")
+    for name, help in (
+        ("pause", "stop a schedule from firing (on every master)"),
+        ("resume", "fire a paused schedule again, from its next slot"),
+        ("run-now", "enqueue one job of a schedule now; its slots do not move"),
+    ):  # fmt: skip
+        _sub(scs, name, help, f"tqctl schedules {name} reports.nightly").add_argument("name")
 
     s = _sub(
         subs,
@@ -405,6 +419,29 @@ class Ctl:
         print(f"{'retried' if a.action == 'retry' else 'deleted'} {n} dead job(s)")
         return OK if n or a.all else FAILED
 
+    def schedules(self) -> int:
+        a = self.args
+        admin = ScheduleAdmin(self.tq.redis, self.tq.keys)
+        if a.action is None:
+            rows = list_schedules(self.tq.redis, self.tq.keys)
+            if a.json:
+                self.out(rows)
+            elif not rows:
+                print("no schedules: declare them with @periodic or [[schedules]] and start a "
+                      "master with --enable-scheduler")  # fmt: skip
+            else:
+                print(table([_schedule_row(r) for r in rows], SCHEDULE_COLUMNS))
+            return OK
+        if a.action == "pause":
+            done = admin.pause(a.name)
+            print(f"schedule {a.name} {'paused' if done else 'was already paused'}")
+        elif a.action == "resume":
+            done = admin.resume(a.name)
+            print(f"schedule {a.name} {'resumed' if done else 'was not paused'}")
+        else:
+            print(f"schedule {a.name}: job {admin.run_now(a.name)} enqueued")
+        return OK
+
     def enqueue(self) -> int:
         a = self.args
         try:
@@ -419,6 +456,22 @@ class Ctl:
         return OK
 
 
+SCHEDULE_COLUMNS = [("name", "NAME"), ("task", "TASK"), ("queue", "QUEUE"), ("when", "WHEN"),
+                    ("state", "STATE"), ("next", "NEXT"), ("last", "LAST"),
+                    ("last_outcome", "OUTCOME"), ("misfire", "MISFIRE")]  # fmt: skip
+
+
+def _local(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000) if ms else None
+
+
+def _schedule_row(r: dict[str, Any]) -> dict[str, Any]:
+    nxt = _local(r["next_ms"])
+    return {**r, "state": "paused" if r["paused"] else "active",
+            "next": f"{fmt(nxt)} (in {duration(max(0.0, r['next_in_s']))})" if nxt else None,
+            "last": _local(r["last_fired_ms"])}  # fmt: skip
+
+
 COMMANDS = {
     "status": Ctl.status, "top": Ctl.top, "scale": Ctl.scale, "drain": Ctl.drain,
     "quiet": lambda c: c.command("quiet"), "resume": lambda c: c.command("resume"),
@@ -427,6 +480,7 @@ COMMANDS = {
     "stop": lambda c: c.command("stop", {"fast": c.args.fast}),
     "queues": Ctl.queues, "queue": Ctl.queue, "config": Ctl.config, "job": Ctl.job,
     "cancel": Ctl.cancel, "dead": Ctl.dead, "enqueue": Ctl.enqueue, "autoscaler": autoscaler_cmd.run,
+    "schedules": Ctl.schedules,
 }  # fmt: skip
 
 
@@ -446,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, EnqueueError) as exc:
         print(f"tqctl: {exc}", file=sys.stderr)
         return USAGE
+    except NoSuchSchedule as exc:
+        print(f"tqctl: {exc}", file=sys.stderr)
+        return FAILED
     except JobNotFound as exc:
         print(f"tqctl: {exc}; check the id (`tqctl dead`, `tqctl queues`)", file=sys.stderr)
         return FAILED

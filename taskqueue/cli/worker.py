@@ -135,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     from ..logs import configure_logging_from_config
     from ..master import Arbiter, import_tasks, pidfile
+    from ..master.periodic import schedule_records
 
     configure_logging_from_config(cfg)
     log = logging.getLogger("taskqueue.master")
@@ -151,6 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         traceback.print_exc()
+        return USAGE_ERROR
+    try:
+        schedule_records(cfg)
+    except ConfigError as exc:
+        print(f"task-worker: configuration error:\n{exc}", file=sys.stderr)
         return USAGE_ERROR
     if args.pidfile:
         try:

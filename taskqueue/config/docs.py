@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from taskqueue.config.schema import SECTION_ALIASES, SECTIONS, SETTINGS, Setting
+from taskqueue.config.schema import SECTION_ALIASES, SECTIONS, SETTINGS, TABLE_ARRAYS, Setting
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -71,6 +71,18 @@ def render() -> str:
         parts.append("| Key | Type | Default | Environment | CLI flag | Description |")
         parts.append("|---|---|---|---|---|---|")
         parts.extend(_row(s) for s in SETTINGS if s.section == section)
+        parts.append("")
+    for table in TABLE_ARRAYS.values():
+        parts.append(f"## `[[{table.name}]]`\n")
+        parts.append(
+            table.doc + " Set in the config file only (no environment variable or flag).\n"
+        )
+        parts.append("| Key | Type | Default | Description |")
+        parts.append("|---|---|---|---|")
+        for f in table.fields:
+            default = "(none)" if f.default is None else _fmt_default(f.default)
+            cells = [f"`{f.key}`", f.type_name, default, f"{f.doc} Allowed: {f.allowed()}."]
+            parts.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         parts.append("")
     return "\n".join(parts)
 

@@ -26,7 +26,9 @@ from taskqueue.config.schema import (
     SECTION_ALIASES,
     SECTIONS,
     SETTINGS,
+    TABLE_ARRAYS,
     Setting,
+    TableArray,
 )
 from taskqueue.errors import ConfigError
 from taskqueue.redact import redact_text
@@ -94,9 +96,12 @@ def flatten_file(data: Mapping[str, Any], where: str) -> Found:
         raise ConfigError(f"{where}: both [web] and its alias [actix] are present; keep only [web]")
     raw: dict[str, Any] = {}
     errors: list[str] = []
-    for name, value in data.items():
-        _walk(SECTION_ALIASES.get(str(name), str(name)), value, raw, errors, where)
     found: Found = {}
+    for name, value in data.items():
+        if str(name) in TABLE_ARRAYS:
+            found[str(name)] = (table_array(TABLE_ARRAYS[str(name)], value, where, errors), where)
+            continue
+        _walk(SECTION_ALIASES.get(str(name), str(name)), value, raw, errors, where)
     for path, value in raw.items():
         setting = BY_PATH.get(path) or ALIAS_PATHS[path]
         if setting.path in found:
@@ -129,6 +134,52 @@ def _walk(path: str, value: Any, out: dict[str, Any], errors: list[str], where: 
             _walk(f"{path}.{key}", sub, out, errors, where)
     else:
         errors.append(f"{where}: unknown {_what(path, value)}{_hint(path, value)}")
+
+
+def table_array(
+    table: TableArray, value: Any, where: str, errors: list[str]
+) -> list[dict[str, Any]]:
+    """Check a ``[[table]]`` array; each entry gets every field (defaults filled) and ``where``."""
+    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+        errors.append(f"{where}: {table.name} must be an array of tables ([[{table.name}]])")
+        return []
+    fields = {f.key: f for f in table.fields}
+    entries: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    for i, raw in enumerate(value):
+        at = f"{where}: {table.name}[{i}]"
+        entry: dict[str, Any] = {"where": at}
+        bad = False
+        for key, item in raw.items():
+            f = fields.get(str(key))
+            if f is None:
+                match = difflib.get_close_matches(str(key), list(fields), n=1)
+                hint = f"did you mean {match[0]!r}? " if match else ""
+                errors.append(f"{at}: unknown key {key!r}; {hint}Known keys: {', '.join(fields)}")
+                bad = True
+                continue
+            try:
+                entry[f.key] = coerce(f, item, at, path=f.key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+                bad = True
+        if bad:
+            continue
+        for f in table.fields:
+            entry.setdefault(f.key, f.default)
+        field, other = table.default_from
+        if entry[field] is None:
+            entry[field] = entry[other]
+        problems = table.check(entry)
+        errors.extend(f"{at}: {p}" for p in problems)
+        unique = entry.get(table.unique)
+        if unique is not None and unique in seen:
+            errors.append(f"{at}: {table.unique} {unique!r} is already used by {seen[unique]}")
+        elif unique is not None:
+            seen[unique] = f"{table.name}[{i}]"
+        if not problems:
+            entries.append(entry)
+    return entries
 
 
 def _setting(path: str) -> Setting:
@@ -202,6 +253,10 @@ def _strict(setting: Setting, value: Any) -> Any:
         return value
     if kind is list and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return list(value)
+    if kind is tuple and isinstance(value, (list, tuple)):
+        return list(value)
+    if kind is dict and isinstance(value, dict):
+        return dict(value)
     raise TypeError(f"{type(value).__name__} is not {setting.type_name}")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from taskqueue.config import loader
-from taskqueue.config.schema import BY_PATH, SECTIONS, SETTINGS
+from taskqueue.config.schema import BY_PATH, SECTIONS, SETTINGS, TABLE_ARRAYS
 from taskqueue.errors import ConfigError
 
 CONFIG_ENV = "TASKQUEUE_CONFIG"  # path of the config file when load() gets none
@@ -60,7 +60,8 @@ class TaskQueueConfig:
     @classmethod
     def default(cls) -> TaskQueueConfig:
         """Every setting at its declared default."""
-        values = {s.path: _copy(s.default) for s in SETTINGS}
+        values: dict[str, Any] = {s.path: _copy(s.default) for s in SETTINGS}
+        values.update({name: [] for name in TABLE_ARRAYS})
         return cls(values, {path: "default" for path in values})
 
     @classmethod
@@ -106,6 +107,11 @@ class TaskQueueConfig:
             return Section(self, name)
         raise AttributeError(f"no config section {name!r}; sections: {', '.join(_TOP_SECTIONS)}")
 
+    @property
+    def schedules(self) -> list[dict[str, Any]]:
+        """The ``[[schedules]]`` entries: every field (absent ones None) plus ``where``."""
+        return [dict(e) for e in self._values.get("schedules", [])]
+
     def get(self, path: str) -> Any:
         """The value of ``section.key``; raises ``ConfigError`` for an unknown path."""
         try:
@@ -150,7 +156,13 @@ class TaskQueueConfig:
 
     def as_dict(self, redacted: bool = True) -> dict[str, Any]:
         """Nested ``{section: {key: value}}``; URL credentials and tokens hidden when ``redacted``."""
-        return {name: self._nested(name, redacted) for name in _TOP_SECTIONS}
+        out: dict[str, Any] = {name: self._nested(name, redacted) for name in _TOP_SECTIONS}
+        for name in TABLE_ARRAYS:
+            if self._values.get(name):
+                out[name] = [
+                    {k: v for k, v in e.items() if k != "where"} for e in self._values[name]
+                ]
+        return out
 
     def _nested(self, section: str, redacted: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -168,7 +180,7 @@ class TaskQueueConfig:
 
     def __repr__(self) -> str:
         changed = {
-            p: BY_PATH[p].display(v)
+            p: BY_PATH[p].display(v) if p in BY_PATH else v
             for p, v in self._values.items()
             if self._origins[p] != "default"
         }

@@ -33,6 +33,8 @@ TYPE_NAMES = {
     float: "number",
     bool: "boolean",
     list: "list of strings",
+    tuple: "array",
+    dict: "table",
 }
 
 Validator = Callable[[Any], "str | None"]
@@ -264,6 +266,9 @@ SETTINGS: list[Setting] = [
     S("scheduler", "enabled", bool, False, "Run the scheduler that moves delayed jobs to their queues.",
       cli=("--enable-scheduler", "-s")),
     S("scheduler", "tick_interval", float, 1.0, "Seconds between two scheduler polls for due jobs.", min=0.05, max=3600),
+    S("scheduler", "misfire_grace", float, 60.0,
+      "Seconds a periodic slot may be late and still fire on its own; older slots are misfires, "
+      "handled by each schedule's `misfire` policy.", min=0, max=86400),
     S("auto_register", "enabled", bool, True, "Register tasks decorated with @task when their module is imported."),
     # [web] (alias [actix])
     S("web", "enabled", bool, False,
@@ -316,6 +321,91 @@ SETTINGS: list[Setting] = [
     S("limits", "max_payload_bytes", int, 1024 * 1024, "Largest encoded job payload accepted by enqueue.",
       min=1024, max=512 * 1024 * 1024),
 ]
+# fmt: on
+
+
+# [[schedules]]: an array of tables, one periodic job each (taskqueue/schedules/). The fields
+# have no environment variable or flag; cross-field rules are checked by ``_schedule_entry``.
+def _cron(value: str) -> str | None:
+    """a 5-field cron expression (minute hour day-of-month month day-of-week)"""
+    from taskqueue.schedules.spec import cron_problem
+
+    return cron_problem(value)
+
+
+def _timezone(value: str) -> str | None:
+    """an IANA timezone name such as Europe/Paris"""
+    from taskqueue.schedules.spec import tz_problem
+
+    return tz_problem(value)
+
+
+def _schedule_name(value: str) -> str | None:
+    """matching [A-Za-z0-9_.:-]{1,128}"""
+    return None if QUEUE_NAME_RE.fullmatch(value) else "bad name"
+
+
+def _queue_name(value: str) -> str | None:
+    """matching [A-Za-z0-9_.:-]{1,128}"""
+    return None if QUEUE_NAME_RE.fullmatch(value) else "bad queue name"
+
+
+def _schedule_entry(entry: dict[str, Any]) -> list[str]:
+    """Problems of one [[schedules]] entry as a whole (fields already checked one by one)."""
+    from taskqueue.schedules.spec import make_spec
+
+    if entry.get("task") is None:
+        return ["task is required: the name of the registered task to run"]
+    try:
+        make_spec(entry.get("cron"), entry.get("every"), entry.get("tz"))
+    except ValueError as exc:
+        return [str(exc)]
+    return []
+
+
+@dataclass(frozen=True)
+class TableArray:
+    """An array of tables (``[[name]]`` in TOML, a list of mappings in YAML), same fields each.
+
+    A field whose default is None is optional and absent unless given; ``check`` returns the
+    problems of one whole entry."""
+
+    name: str
+    doc: str
+    fields: tuple[Setting, ...]
+    check: Callable[[dict[str, Any]], list[str]]
+    unique: str  # the field whose value must differ between entries (after ``default_from``)
+    default_from: tuple[str, str]  # (field, other field it defaults to when absent)
+
+
+SCHEDULE = "schedules"
+# fmt: off
+TABLE_ARRAYS: dict[str, TableArray] = {SCHEDULE: TableArray(
+    SCHEDULE,
+    "Periodic jobs fired by the masters started with `--enable-scheduler`, each slot exactly once "
+    "however many there are. Give exactly one of `cron` and `every`. A schedule naming a task "
+    "that the master does not register is refused at start; schedules declared in code with "
+    "`@periodic` are added to these, and any other schedule found in Redis is removed.",
+    (
+        S(SCHEDULE, "name", str, None, "Schedule name, unique; default: the task name.",
+          validator=_schedule_name),
+        S(SCHEDULE, "task", str, None, "Name of the registered task to run (required)."),
+        S(SCHEDULE, "args", tuple, [], "Positional arguments of every job."),
+        S(SCHEDULE, "kwargs", dict, {}, "Keyword arguments of every job."),
+        S(SCHEDULE, "cron", str, None, "When to fire, as a cron expression evaluated in `tz`.",
+          validator=_cron),
+        S(SCHEDULE, "every", float, None, "When to fire, as an interval in seconds (slots aligned "
+          "on the Unix epoch).", min=1),
+        S(SCHEDULE, "tz", str, None, "Timezone of `cron` (default UTC); not allowed with `every`.",
+          validator=_timezone),
+        S(SCHEDULE, "queue", str, None, "Queue of the jobs; default: the task's queue.",
+          validator=_queue_name),
+        S(SCHEDULE, "misfire", str, "run_once", "After downtime longer than "
+          "`scheduler.misfire_grace`: `run_once` fires one catch-up job for all missed slots, "
+          "`skip` fires none of them.", choices=("run_once", "skip")),
+    ),
+    _schedule_entry, "name", ("name", "task"),
+)}
 # fmt: on
 
 BY_PATH: dict[str, Setting] = {s.path: s for s in SETTINGS}

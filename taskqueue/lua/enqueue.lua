@@ -12,6 +12,7 @@ Returns: flat array, two per job: job id (the existing one for a duplicate key),
 --@include now_ms
 --@include tally
 --@include wake
+--@include new_job
 local now = now_ms()
 local n = tonumber(ARGV[1])
 local idem_ttl = tonumber(ARGV[2])
@@ -38,18 +39,9 @@ for i = 0, n - 1 do
     local delay, at = tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])
     local due = now
     if at > 0 then due = at elseif delay > 0 then due = now + delay end
-    local state = 'queued'
-    if due > now then state = 'scheduled' end
-    redis.call('HSET', job_key, 'id', id, 'task', ARGV[a + 2], 'queue', queue, 'payload', ARGV[a + 4],
-      'state', state, 'attempts', 0, 'failures', 0, 'stalls', 0, 'max_retries', ARGV[a + 5],
-      'timeout_ms', ARGV[a + 6], 'enqueued_ms', now, 'due_ms', due, 'dead_letter', ARGV[a + 10],
-      'ttl_ms', ARGV[a + 11])
+    new_job(job_key, ready, sched, now, due, id, ARGV[a + 2], queue, ARGV[a + 4], ARGV[a + 5],
+      ARGV[a + 6], ARGV[a + 10], ARGV[a + 11])
     if ARGV[a + 9] == '1' then redis.call('HSET', job_key, 'key', idem_key) end
-    if state == 'scheduled' then
-      redis.call('ZADD', sched, due, id)
-    else
-      redis.call('RPUSH', ready, id)
-    end
     woken[wake_key] = (woken[wake_key] or 0) + 1
     queues[queue] = true
     tally(queue, 'enqueued', 1)

@@ -38,6 +38,7 @@ from .handle import WorkerHandle
 from .httpchild import HttpChild
 from .inbox import Inbox
 from .leases import LeaseKeeper
+from .periodic import PeriodicKeeper, schedule_records
 from .recycle import Recycler
 from .redisguard import RedisGuard
 from .reload import Reloader
@@ -98,6 +99,9 @@ class Arbiter:
         # next due one), so the master's own promotion timer is only the --enable-scheduler one.
         promote = cfg.scheduler.tick_interval if cfg.scheduler.enabled else None
         self.leases = LeaseKeeper(self.redis, self.broker, self.spec.queues, self.id, promote)
+        self.periodic = PeriodicKeeper(self.redis, self.keys, schedule_records(cfg),
+                                       cfg.scheduler.misfire_grace) if cfg.scheduler.enabled \
+            else None  # fmt: skip
         self.beat = min(HEARTBEAT, cfg.workers.heartbeat_interval)
         self.control = ControlPlane(self.redis, self.keys, self.id, self.beat)
         if getattr(self, "inbox", None) is not None:
@@ -151,6 +155,8 @@ class Arbiter:
         due += [t for t in (self.autoscale.next_due(),) if t is not None]
         if self.http is not None and (t := self.http.next_due()) is not None:
             due.append(t)
+        if self.periodic is not None:
+            due.append(self.periodic.next_due())
         due += [w.kill_at for w in self.workers.values() if w.kill_at is not None]
         if self._missing() > 0 and not self.boot.halted:
             due.append(self.boot.next_at)
@@ -246,6 +252,8 @@ class Arbiter:
     def _timers(self, now: float) -> None:
         assert self.redis is not None
         self.leases.tick(self._held, self._lease_news)
+        if self.periodic is not None:
+            self.periodic.tick(now)
         if now >= self.next_control:
             self.next_control = now + CONTROL_EVERY
             self.control.poll(self)
@@ -379,6 +387,12 @@ class Arbiter:
             for w in self.workers.values():
                 w.retire("stopping", now + grace, signal.SIGQUIT if fast else signal.SIGTERM)
         return True, "stopping" + (" fast" if fast else ""), {}
+
+    def schedules_changed(self, why: str) -> Reply:
+        if self.periodic is None:
+            return True, "no scheduler here (--enable-scheduler is off)", {}
+        self.periodic.wake()
+        return True, "scheduler: looking at the schedules again", {}
 
     def dump(self, why: str) -> Reply:
         log.warning("stack dump (%s): master pid %d, then %d workers", why, self.pid,

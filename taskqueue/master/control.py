@@ -8,7 +8,8 @@ Duties:
    to ``Keys.reply(request id)`` with EXPIRE ``REPLY_TTL``.
 3. ``unregister``: delete the record and ZREM the id on exit.
 Commands: ping, scale {n | delta}, quiet, resume, drain, reload, stop {fast}, dump, status,
-autoscaler {pin: n | unpin: true | nothing for its status}.
+autoscaler {pin: n | unpin: true | nothing for its status},
+schedules (look at the periodic schedules again). A request with ``"noreply": true`` gets none.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Commands(Protocol):
     def stop(self, fast: bool, why: str) -> Reply: ...
     def dump(self, why: str) -> Reply: ...
     def autoscaler(self, pin: int | None, unpin: bool) -> Reply: ...
+    def schedules_changed(self, why: str) -> Reply: ...
     def status(self) -> dict[str, Any]: ...
 
 
@@ -84,6 +86,8 @@ class ControlPlane:
             log.exception("control command %r failed", req.get("cmd"))
             ok, message, data = False, f"{type(exc).__name__}: {exc}", {}
         log.info("control command %s (request %s): %s", req.get("cmd"), req_id, message)
+        if req.get("noreply"):
+            return
         reply = json.dumps({"ok": ok, "message": message, "data": data}, default=str)
 
         def go() -> None:
@@ -138,5 +142,7 @@ def run_command(target: Commands, cmd: Any, args: dict[str, Any]) -> Reply:
         if pin is not None and (not isinstance(pin, int) or isinstance(pin, bool)):
             return False, f"autoscaler: pin must be an integer, got {pin!r}", {}
         return target.autoscaler(pin, bool(args.get("unpin")))
-    known = "ping, scale, quiet, resume, drain, reload, stop, dump, status, autoscaler"
+    if cmd == "schedules":
+        return target.schedules_changed(why)
+    known = "ping, scale, quiet, resume, drain, reload, stop, dump, status, autoscaler, schedules"
     return False, f"unknown command {cmd!r}; known: {known}", {}

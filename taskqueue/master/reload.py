@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from .periodic import schedule_records
 from .spawn import import_tasks
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Reloader:
         try:
             cfg = m.load_config()
             import_tasks(cfg.workers.imports)
+            schedule_records(cfg)  # a schedule naming an unknown task is refused here too
         except (ConfigError, ImportError, Exception) as exc:  # noqa: BLE001 - keep the old one
             m.notify.ready()
             log.error("reload (%s) rejected, keeping the running configuration: %s", why, exc)
