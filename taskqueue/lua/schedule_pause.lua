@@ -4,7 +4,7 @@ KEYS[2] due         ZSET  name -> next slot (ms) of every schedule that is not p
 ARGV[1] name        schedule name
 Returns: 1 if it was running, 0 if it was paused already, -1 if there is no such schedule.
 ]]
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if not redis.call('HGET', KEYS[1], 'digest') then return -1 end
 if redis.call('HGET', KEYS[1], 'paused') == '1' then return 0 end
 redis.call('HSET', KEYS[1], 'paused', 1)
 redis.call('ZREM', KEYS[2], ARGV[1])
