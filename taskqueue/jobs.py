@@ -97,10 +97,28 @@ def split_call(call: Any) -> tuple[Any, tuple, dict]:
     return target, args, kwargs
 
 
+def _int(value: Any) -> int:
+    """A counter from a record; 0 when it is missing or corrupt (a status read never fails)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _ms_to_dt(value: Any) -> datetime | None:
-    if value in (None, b"", "", b"0", "0", 0):
+    ms = _int(value)
+    try:
+        return datetime.fromtimestamp(ms / 1000) if ms > 0 else None
+    except (OverflowError, OSError, ValueError):
         return None
-    return datetime.fromtimestamp(int(value) / 1000)
+
+
+def _history(value: bytes | None) -> list[dict[str, Any]]:
+    try:
+        found = json.loads(value) if value else []
+    except ValueError:
+        return []
+    return found if isinstance(found, list) else []
 
 
 @dataclass
@@ -137,15 +155,15 @@ class JobStatus:
             state=text("state") or "unknown",
             task=text("task") or "",
             queue=text("queue") or "",
-            attempts=int(r.get("attempts", 0)),
-            failures=int(r.get("failures", 0)),
-            stalls=int(r.get("stalls", 0)),
+            attempts=_int(r.get("attempts")),
+            failures=_int(r.get("failures")),
+            stalls=_int(r.get("stalls")),
             error=text("error"),
             traceback=text("traceback"),
             enqueued_at=_ms_to_dt(r.get("enqueued_ms")),
             started_at=_ms_to_dt(r.get("started_ms")),
             finished_at=_ms_to_dt(r.get("finished_ms")),
-            history=json.loads(r["history"]) if r.get("history") else [],
+            history=_history(r.get("history")),
         )
 
 

@@ -73,3 +73,36 @@ def test_the_server_under_test_is_the_one_asked_for(redis_server) -> None:
     assert version >= (6, 2), f"scripts need Redis >= 6.2, got {version}"
     if os.environ.get("TASKQUEUE_REDIS_SERVER") == "embedded":
         assert version[:2] == (6, 2), f"embedded redis-server should be 6.2, got {version}"
+
+
+#: Commands that change data: once a script has sent one, an error can no longer be undone.
+WRITES = ("HSET", "HDEL", "HINCRBY", "ZADD", "ZREM", "ZPOPMIN", "LPUSH", "RPUSH", "LPOP", "SADD",
+          "SREM", "SPOP", "DEL", "SET", "PEXPIRE", "EXPIRE", "PERSIST", "INCR", "INCRBY")  # fmt: skip
+#: What ``tonumber`` may convert without a guard: caller arguments (checked by the client),
+#: Redis' own numbers (TIME, scores), and fields ``corrupt_field`` validated first.
+SAFE_TONUMBER = re.compile(r"ARGV\[|t\[\d\]|first\[|v$|f\[i\]")
+
+
+@pytest.mark.parametrize("name", script_names())
+def test_no_script_can_fail_after_its_first_write(name: str) -> None:
+    """The ordering rule. Redis does not roll back a script that raises, so every check that
+    can fail comes before the first write: record fields are converted only with ``num()``
+    (a default instead of an error) or after ``corrupt_field`` validated them, JSON is decoded
+    only under ``pcall``, counters in records are never HINCRBY'd (an error on a corrupt field),
+    and no ``error()`` follows a write."""
+    body = source(name)
+    body = body[body.index("]]") + 2 :]
+    validated_at = body.find("corrupt_field(f)\n")
+    for m in re.finditer(r"tonumber\(([^)]*)\)", body):
+        arg = m.group(1)
+        if SAFE_TONUMBER.search(arg):
+            continue
+        ok = validated_at >= 0 and m.start() > validated_at and re.fullmatch(r"f\[[3-6]\]", arg)
+        assert ok, f"{name}: tonumber({arg}) of a record field can fail: use num({arg}, default)"
+    for m in re.finditer(r"cjson\.decode", body):
+        assert body[m.start() - 6 : m.start()] == "pcall(", f"{name}: cjson.decode outside pcall"
+    assert not re.search(r"'HINCRBY', (job_key|KEYS\[1\])", body), f"{name}: HINCRBY on a record"
+    writes = [m.start() for w in WRITES for m in re.finditer(rf"redis\.call\('{w}'", body)]
+    first_write = min(writes, default=len(body))
+    for m in re.finditer(r"\berror\(|redis\.error_reply", body):
+        assert m.start() < first_write, f"{name}: raises an error after its first write"

@@ -7,6 +7,7 @@ Returns: array with one integer per job: 1 acknowledged, 0 lease lost (another w
         job now, or it was finished already: the result is discarded and counted as a duplicate).
 ]]
 --@include now_ms
+--@include num
 --@include tally
 local now = now_ms()
 local out = {}
@@ -20,7 +21,7 @@ for i = 0, n - 1 do
     out[#out + 1] = 0
     if f[2] then tally(f[2], 'duplicates', 1) end
   else
-    local id, ttl = f[5], tonumber(f[4])
+    local id, ttl = f[5], num(f[4], 0)
     redis.call('ZREM', active, id)
     if f[6] then redis.call('SREM', f[6], id) end
     redis.call('HSET', job_key, 'result', ARGV[2 + i * 2], 'state', 'succeeded',
@@ -31,7 +32,7 @@ for i = 0, n - 1 do
       redis.call('PEXPIRE', done_key, math.max(ttl, 60000))
     end
     tally(f[2], 'succeeded', 1)
-    sample(f[2], 'run', now - tonumber(f[3]))
+    sample(f[2], 'run', now - num(f[3], now))
     out[#out + 1] = 1
   end
 end

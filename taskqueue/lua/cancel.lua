@@ -10,6 +10,7 @@ Returns: 'cancelled' | 'requested' (active: the worker will stop it) | 'missing'
         'finished:<state>' when it had already ended (succeeded, failed, dead, cancelled).
 ]]
 --@include now_ms
+--@include num
 --@include count
 --@include finish
 local now = now_ms()
@@ -19,7 +20,7 @@ if not state then return 'missing' end
 if state == 'queued' or state == 'scheduled' then
   redis.call('LREM', KEYS[2], 1, id)
   redis.call('ZREM', KEYS[3], id)
-  finish(KEYS[1], KEYS[5], 'cancelled', now, tonumber(f[4]))
+  finish(KEYS[1], KEYS[5], 'cancelled', now, num(f[4], 0))
   count(KEYS[4], f[3], 'cancelled', 1, now)
   return 'cancelled'
 end

@@ -19,6 +19,7 @@ Returns: the job's new state: 'scheduled' | 'dead' | 'failed' | 'cancelled', or 
         token does not match (nothing changed).
 ]]
 --@include now_ms
+--@include num
 --@include count
 --@include finish
 --@include unhold
@@ -32,22 +33,25 @@ if f[1] ~= ARGV[1] or ARGV[1] == '' then return 'lost' end
 local queue, id = f[2], f[10]
 redis.call('ZREM', KEYS[2], id)
 unhold(job_key, id)
-local failures = tonumber(f[3]) + 1
+local failures = num(f[3], 0) + 1
 local history = {}
-if f[8] then history = cjson.decode(f[8]) end
-history[#history + 1] = {attempt = tonumber(f[7]), error = string.sub(ARGV[2], 1, 500), at_ms = now}
+if f[8] then
+  local ok, old = pcall(cjson.decode, f[8])
+  if ok and type(old) == 'table' then history = old end
+end
+history[#history + 1] = {attempt = num(f[7], 0), error = string.sub(ARGV[2], 1, 500), at_ms = now}
 while #history > 10 do table.remove(history, 1) end
 redis.call('HSET', job_key, 'failures', failures, 'error', ARGV[2], 'traceback', ARGV[3],
   'history', cjson.encode(history), 'token', '')
 count(KEYS[5], queue, 'failed', 1, now)
-observe(KEYS[5], queue, 'run', now - tonumber(f[11]), now)
+observe(KEYS[5], queue, 'run', now - num(f[11], now), now)
 
 if f[6] == '1' then
-  finish(job_key, KEYS[6], 'cancelled', now, tonumber(f[9]))
+  finish(job_key, KEYS[6], 'cancelled', now, num(f[9], 0))
   count(KEYS[5], queue, 'cancelled', 1, now)
   return 'cancelled'
 end
-if ARGV[5] == 'retry' and failures <= tonumber(f[4]) then
+if ARGV[5] == 'retry' and failures <= num(f[4], 0) then
   local due = now + tonumber(ARGV[4])
   redis.call('HSET', job_key, 'state', 'scheduled', 'due_ms', due)
   redis.call('ZADD', KEYS[3], due, id)
@@ -60,5 +64,5 @@ if f[5] == '1' then
   count(KEYS[5], queue, 'dead', 1, now)
   return 'dead'
 end
-finish(job_key, KEYS[6], 'failed', now, tonumber(f[9]))
+finish(job_key, KEYS[6], 'failed', now, num(f[9], 0))
 return 'failed'

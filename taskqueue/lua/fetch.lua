@@ -11,7 +11,8 @@ ARGV[4] worker      worker id, recorded on the job; its leased ids are kept in t
         `<base>held:<worker>` (derived, same hash tag) so that its master can release them all
         at once if the worker dies, even before it reported them
 ARGV[5] base        key prefix with hash tag, e.g. `tq:{default}:`; job records `<base>job:<id>`
-        are derived from popped ids (same hash tag)
+        are derived from popped ids (same hash tag), and so is the dead letter `<base>dead`,
+        where a job whose record is corrupt goes (validated before any write to it)
 ARGV[6] promote     most scheduled jobs to promote per queue in this call
 ARGV[7..] one per queue: the queue name, same order as KEYS
 Returns: {now_ms, next_due_ms, then nine per leased job: id, task, queue, payload, attempts,
@@ -19,8 +20,25 @@ Returns: {now_ms, next_due_ms, then nine per leased job: id, task, queue, payloa
         of these queues when no job was leased, else -1 (also when none is scheduled).
 ]]
 --@include now_ms
+--@include num
 --@include tally
 --@include wake
+-- The first field of a record (from HMGET task, payload, attempts, failures, max_retries,
+-- timeout_ms, ..., state) that makes it unrunnable, or nil. A record that does not exist at all
+-- (all nil: expired or deleted) is not corrupt: it is skipped.
+local function corrupt_field(f)
+  if not f[9] and not f[1] then return nil end
+  if not f[1] then return "'task' is missing" end
+  if not f[2] then return "'payload' is missing" end
+  local names = {'attempts', 'failures', 'max_retries', 'timeout_ms'}
+  for i = 3, 6 do
+    if not tonumber(f[i]) then
+      return "'" .. names[i - 2] .. "' is " .. (f[i] and ("'" .. string.sub(f[i], 1, 40) .. "'") or 'missing')
+    end
+  end
+  return nil
+end
+
 local now = now_ms()
 local want = tonumber(ARGV[1])
 local deadline = now + tonumber(ARGV[2])
@@ -54,13 +72,21 @@ for i = 0, nq - 1 do
         local job_key = base .. 'job:' .. id
         local f = redis.call('HMGET', job_key, 'task', 'payload', 'attempts', 'failures',
           'max_retries', 'timeout_ms', 'enqueued_ms', 'due_ms', 'state')
-        if f[1] and f[9] ~= 'cancelled' then
+        local bad = corrupt_field(f)
+        if bad then
+          -- Validated before this job's first write: it goes to the dead letter with the reason,
+          -- and the jobs around it are untouched.
+          redis.call('HSET', job_key, 'state', 'dead', 'finished_ms', now, 'token', '',
+            'error', 'CorruptRecord: job record field ' .. bad .. ': the job cannot run')
+          redis.call('ZADD', base .. 'dead', now, id)
+          tally(queue, 'dead', 1)
+        elseif f[1] and f[9] ~= 'cancelled' then
           local attempts = tonumber(f[3]) + 1
           redis.call('HSET', job_key, 'state', 'active', 'token', token, 'worker', worker,
             'started_ms', now, 'attempts', attempts, 'held', held_key)
           redis.call('SADD', held_key, id)
           redis.call('ZADD', active, deadline, id)
-          local ready_since = math.max(tonumber(f[7]), tonumber(f[8]))
+          local ready_since = math.max(num(f[7], now), num(f[8], 0))
           local n = #out
           out[n + 1] = id
           out[n + 2] = f[1]

@@ -9,6 +9,7 @@ ARGV[3] queue       queue name (for the counters)
 Returns: the number of jobs purged.
 ]]
 --@include now_ms
+--@include num
 --@include count
 --@include finish
 local now = now_ms()
@@ -23,7 +24,7 @@ if #ids < limit then
 end
 for _, id in ipairs(ids) do
   local job_key = base .. 'job:' .. id
-  local ttl = tonumber(redis.call('HGET', job_key, 'ttl_ms') or '0')
+  local ttl = num(redis.call('HGET', job_key, 'ttl_ms'), 0)
   redis.call('HSET', job_key, 'error', 'purged')
   finish(job_key, base .. 'done:' .. id, 'cancelled', now, ttl)
 end

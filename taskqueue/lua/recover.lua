@@ -11,6 +11,7 @@ ARGV[5] dead_age_ms oldest entry kept in the dead letter
 Returns: {requeued, dead, cancelled}: counts of recovered jobs by outcome.
 ]]
 --@include now_ms
+--@include num
 --@include count
 --@include finish
 --@include wake

@@ -14,6 +14,7 @@ ARGV[7..] two per job, same order: job id, lease token
 Returns: the number of jobs released (those whose token still matched).
 ]]
 --@include now_ms
+--@include num
 --@include count
 --@include finish
 --@include wake
@@ -37,11 +38,11 @@ for i = n - 1, 0, -1 do
       redis.call('ZREM', active, id)
       unhold(job_key, id)
       if f[4] == '1' then
-        finish(job_key, ARGV[6] .. 'done:' .. id, 'cancelled', now, tonumber(f[5]))
+        finish(job_key, ARGV[6] .. 'done:' .. id, 'cancelled', now, num(f[5], 0))
         count(KEYS[2], f[3], 'cancelled', 1, now)
       else
         redis.call('HSET', job_key, 'state', 'queued', 'token', '', 'attempts',
-          math.max(tonumber(f[2]) - 1, 0))
+          math.max(num(f[2], 1) - 1, 0))
         redis.call('LPUSH', ready, id)
         wake(wake_key, 1)
         count(KEYS[2], f[3], 'released', 1, now)

@@ -15,6 +15,7 @@ ARGV[7] limit       most jobs handled in this call (call again while it returns 
 Returns: the number of jobs taken from the held set.
 ]]
 --@include now_ms
+--@include num
 --@include count
 --@include finish
 --@include wake
@@ -26,18 +27,24 @@ local base = ARGV[6]
 local ids = redis.call('SPOP', KEYS[3], tonumber(ARGV[7]))
 for _, id in ipairs(ids) do
   local job_key = base .. 'job:' .. id
-  local f = redis.call('HMGET', job_key, 'state', 'held', 'queue', 'attempts')
+  local f = redis.call('HMGET', job_key, 'state', 'held', 'queue', 'attempts', 'cancel', 'ttl_ms')
   -- Only a job still active under this worker's lease (not re-leased elsewhere meanwhile).
   if f[1] == 'active' and f[2] == KEYS[3] then
     local q = f[3]
     if ARGV[1] == '1' then
       stall(base, KEYS[1], KEYS[2], base .. 'a:' .. q, base .. 'q:' .. q, base .. 'w:' .. q, id, now,
         tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
+    elseif f[5] == '1' then
+      -- A cancel asked while it ran is honoured on a clean exit too: it never runs again.
+      redis.call('ZREM', base .. 'a:' .. q, id)
+      redis.call('HDEL', job_key, 'held')
+      finish(job_key, base .. 'done:' .. id, 'cancelled', now, num(f[6], 0))
+      count(KEYS[2], q, 'cancelled', 1, now)
     else
       redis.call('ZREM', base .. 'a:' .. q, id)
       redis.call('HDEL', job_key, 'held')
       redis.call('HSET', job_key, 'state', 'queued', 'token', '', 'attempts',
-        math.max(tonumber(f[4]) - 1, 0))
+        math.max(num(f[4], 1) - 1, 0))
       redis.call('LPUSH', base .. 'q:' .. q, id)
       wake(base .. 'w:' .. q, 1)
       count(KEYS[2], q, 'released', 1, now)
