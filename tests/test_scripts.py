@@ -83,26 +83,43 @@ WRITES = ("HSET", "HDEL", "HINCRBY", "ZADD", "ZREM", "ZPOPMIN", "LPUSH", "RPUSH"
 SAFE_TONUMBER = re.compile(r"ARGV\[|t\[\d\]|first\[|v$|f\[i\]")
 
 
+#: Include functions that write.
+WRITING_INCLUDES = ("finish", "to_dead", "stall", "unhold", "wake", "count", "new_job",
+                    "flush_tally", "observe")  # fmt: skip
+
+
+def _first_write(text: str) -> int:
+    calls = [rf"redis\.call\('{w}'" for w in WRITES] + [rf"\b{f}\(" for f in WRITING_INCLUDES]
+    found = [m.start() for c in calls for m in re.finditer(c, text)]
+    return min(found, default=len(text))
+
+
 @pytest.mark.parametrize("name", script_names())
 def test_no_script_can_fail_after_its_first_write(name: str) -> None:
     """The ordering rule. Redis does not roll back a script that raises, so every check that
-    can fail comes before the first write: record fields are converted only with ``num()``
-    (a default instead of an error) or after ``corrupt_field`` validated them, JSON is decoded
-    only under ``pcall``, counters in records are never HINCRBY'd (an error on a corrupt field),
-    and no ``error()`` follows a write."""
-    body = source(name)
-    body = body[body.index("]]") + 2 :]
-    validated_at = body.find("corrupt_field(f)\n")
-    for m in re.finditer(r"tonumber\(([^)]*)\)", body):
-        arg = m.group(1)
-        if SAFE_TONUMBER.search(arg):
-            continue
-        ok = validated_at >= 0 and m.start() > validated_at and re.fullmatch(r"f\[[3-6]\]", arg)
-        assert ok, f"{name}: tonumber({arg}) of a record field can fail: use num({arg}, default)"
-    for m in re.finditer(r"cjson\.decode", body):
-        assert body[m.start() - 6 : m.start()] == "pcall(", f"{name}: cjson.decode outside pcall"
-    assert not re.search(r"'HINCRBY', (job_key|KEYS\[1\])", body), f"{name}: HINCRBY on a record"
-    writes = [m.start() for w in WRITES for m in re.finditer(rf"redis\.call\('{w}'", body)]
-    first_write = min(writes, default=len(body))
-    for m in re.finditer(r"\berror\(|redis\.error_reply", body):
-        assert m.start() < first_write, f"{name}: raises an error after its first write"
+    can fail comes before the first write: after it, record fields are converted only with
+    ``num()`` (a default instead of an error) or once ``corrupt_field`` validated them; JSON
+    is decoded only under ``pcall``; counters in job records are never HINCRBY'd (an error on
+    a corrupt field); and no ``error()`` follows a write. Includes follow the rule throughout."""
+    own = (LUA_DIR / f"{name}.lua").read_text()
+    own = own[own.index("]]") + 2 :]
+    includes = re.findall(r"^--@include (\w+)", own, re.M)
+    texts = [(name, own, _first_write(own))]
+    for inc in includes:
+        text = (LUA_DIR / "includes" / f"{inc}.lua").read_text()
+        texts.append((f"{name}/{inc}", text, 0))
+    for where, text, first_write in texts:
+        validated_at = text.find("corrupt_field(f)\n")
+        for m in re.finditer(r"tonumber\(([^)]*)\)", text):
+            arg = m.group(1)
+            if m.start() < first_write or SAFE_TONUMBER.search(arg):
+                continue
+            ok = 0 <= validated_at < m.start() and re.fullmatch(r"f\[[3-6]\]", arg)
+            assert ok, f"{where}: tonumber({arg}) of a record field after a write: use num()"
+        for m in re.finditer(r"cjson\.decode", text):
+            assert m.start() < first_write or text[m.start() - 6 : m.start()] == "pcall(", (
+                f"{where}: cjson.decode outside pcall after a write"
+            )
+        assert not re.search(r"'HINCRBY', (job_key|KEYS\[1\])", text), f"{where}: HINCRBY"
+        for m in re.finditer(r"\berror\(|redis\.error_reply", text):
+            assert m.start() < first_write, f"{where}: raises an error after its first write"
