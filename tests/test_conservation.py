@@ -24,8 +24,12 @@ OPS = st.lists(
                 "release",
                 "stall",
                 "cancel",
+                "fetch_short",
+                "extend",
+                "release_worker",
                 "recover",
                 "retry_dead",
+                "dead_delete",
                 "purge",
                 "pause",
                 "resume",
@@ -45,6 +49,8 @@ OPS = st.lists(
 @given(ops=OPS)
 def test_every_job_is_in_exactly_one_place_after_any_mix(redis_url: str, ops) -> None:
     c = TaskQueue(redis_url, broker_options={"lease_ms": 60_000, "max_stalls": 1})
+    # Leases of 1 ms lapse at once, so `recover` really requeues (or dead-letters) them.
+    short = TaskQueue(redis_url, broker_options={"lease_ms": 1, "max_stalls": 1})
     c.redis.flushall()
     queues = ["a", "b"]
     ids: list[str] = []
@@ -61,6 +67,12 @@ def test_every_job_is_in_exactly_one_place_after_any_mix(redis_url: str, ops) ->
                 ids.append(job_id)
         elif op == "fetch":
             held += c.run(c.broker.fetch(queues, n % 4 + 1, f"tok{n}", "w")).jobs
+        elif op == "fetch_short":
+            held += short.run(short.broker.fetch(queues, n % 4 + 1, f"short{n}", "w2")).jobs
+        elif op == "extend" and held:
+            c.run(c.broker.extend([(j.id, j.queue, j.token) for j in held[: n % 4 + 1]]))
+        elif op == "release_worker":
+            c.run(c.broker.release_worker("w" if n % 2 else "w2", stalled=n % 3 == 0))
         elif held and op in ("ack", "fail", "fail_dead", "release", "stall"):
             job = held.pop(n % len(held))
             if op == "ack":
@@ -75,6 +87,9 @@ def test_every_job_is_in_exactly_one_place_after_any_mix(redis_url: str, ops) ->
             c.run(c.broker.recover(queues))
         elif op == "retry_dead":
             c.retry_dead()
+        elif op == "dead_delete":
+            c.delete_dead()
+            ids = [i for i in ids if c.redis.exists(c.keys.job(i))]
         elif op == "purge":
             c.purge(q)
         elif op == "pause":
@@ -84,3 +99,4 @@ def test_every_job_is_in_exactly_one_place_after_any_mix(redis_url: str, ops) ->
     places = assert_conserved(c.redis, ids)
     assert sum(places.values()) == len(ids)
     c.close()
+    short.close()

@@ -46,13 +46,11 @@ def test_redis_sigkill_and_restart_with_aof_loses_no_job(redis_factory, caplog) 
     )
     worker.stop()
     thread.join(timeout=60)
-    # Jobs leased at the moment of the kill keep their lease until it expires; recover them now.
-    client.run(client.broker.recover(["default"]))
+    # The wait above saw no job queued or leased, so every job must have finished, and finished
+    # once: a job whose ack was cut by the kill is re-acknowledged after the reconnect, not
+    # left for a lease expiry (nothing here recovers leases, so a stuck one would show).
     places = assert_conserved(client.redis, ids)
-    assert places["succeeded"] + places["queued"] == 5000
-    if places["queued"]:
-        Worker(client, registry=reg).run(burst=True)
-        assert assert_conserved(client.redis, ids)["succeeded"] == 5000
+    assert places["succeeded"] == 5000, dict(places)
     outages = [r for r in caplog.records if r.getMessage().startswith("lost Redis")]
     assert len(outages) == 1, "an outage is logged once, not once per reconnect attempt"
 
@@ -65,8 +63,6 @@ def test_enqueued_jobs_survive_a_restart(redis_factory) -> None:
     delayed = client.enqueue_with("t", (1,), strict=False, delay=3600)
     server.kill()
     server.start()
-    left = client.queue_lengths()["default"]["queued"]
-    assert left > 0, "the kill should happen mid-run"
     assert client.queue_lengths()["default"]["queued"] == 100
     assert client.status(delayed).state == "scheduled"
     assert_conserved(client.redis, [*ids, delayed])

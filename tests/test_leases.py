@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from taskqueue import TaskQueue
-from taskqueue.backoff import bounds_ms
+from taskqueue.backoff import backoff_ms, bounds_ms
 from taskqueue.serialization import encode_result
 from taskqueue.testing import wait_for
 
@@ -105,8 +105,17 @@ def test_fail_retries_with_backoff_within_jitter_bounds(client: TaskQueue) -> No
     put(client, 1)
     job = fetch(client).jobs[0]
     low, high = bounds_ms(1, base=10.0, cap=600.0)
-    delay = 7_000  # what backoff_ms could return for failure 1 with base 10 s
-    assert low <= delay <= high
+    delays = [backoff_ms(n, base=10.0, cap=600.0) for n in (1,) * 200]
+    assert all(low <= d <= high for d in delays), (min(delays), max(delays), low, high)
+    assert len(set(delays)) > 1, "the delay is jittered, not a constant"
+    for failures in range(2, 12):  # the ceiling doubles up to the cap, the floor is half of it
+        lo, hi = bounds_ms(failures, base=10.0, cap=600.0)
+        assert (lo, hi) == (
+            min(600_000, 10_000 * 2 ** (failures - 1)) // 2,
+            min(600_000, 10_000 * 2 ** (failures - 1)),
+        )
+        assert all(lo <= backoff_ms(failures, 10.0, 600.0) <= hi for _ in range(50))
+    delay = delays[0]
     assert client.run(client.broker.fail(job, "ValueError: x", "tb", delay)) == "scheduled"
     st = client.redis.hmget(client.keys.job(job.id), "state", "due_ms", "finished_ms")
     score = client.redis.zscore(client.keys.scheduled("default"), job.id)
