@@ -5,7 +5,6 @@ only their long blocking waits, and the master only its status record and lease 
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
 import psutil
