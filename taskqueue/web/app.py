@@ -35,6 +35,7 @@ from .. import __version__
 from ..config import TaskQueueConfig
 from . import actions, views
 from .context import REDIS_DOWN, Context, load_config, reason
+from .dashboard import dashboard_routes
 from .prom import render
 
 Handler = Callable[..., Any]
@@ -160,14 +161,16 @@ def build_routes(ctx: Context, prefix: str) -> list[BaseRoute]:
 
 def create_app(
     config: TaskQueueConfig | str | None = None, *, redis_url: str | None = None,
-    prometheus_at_root: bool = False,
+    prometheus_at_root: bool = False, dashboard_at_root: bool = False,
 ) -> Starlette:  # fmt: skip
     """The taskqueue HTTP API as an ASGI app.
 
     ``config``: a ``TaskQueueConfig``, a path to a TOML/YAML file, or None (``$TASKQUEUE_CONFIG``
     and the environment). ``redis_url`` overrides ``[redis] url``. The routes live under
     ``[web] route_prefix``; ``prometheus_at_root`` also serves Prometheus text at ``/metrics``
-    (the standalone server does). ``app.state.taskqueue`` is the shared ``Context``.
+    (the standalone server does). The dashboard page is served at ``<prefix>/``, and also at
+    ``/`` with ``dashboard_at_root`` (the standalone server). ``app.state.taskqueue`` is the
+    shared ``Context``.
     """
     cfg = load_config(config, redis_url)
     ctx = Context.build(cfg)
@@ -177,6 +180,7 @@ def create_app(
     if prometheus_at_root and metrics_on and prefix:
         prom = Endpoint("GET", "/metrics", _prometheus, "Prometheus text format", "metrics")
         routes.append(Route("/metrics", _endpoint(ctx, prom), methods=["GET"]))
+    routes += dashboard_routes(prefix, at_root=dashboard_at_root)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -56,7 +56,7 @@ def serve(
         log.error("%s", why)
         return USAGE_ERROR
     host, port = bind or cfg.web.bind, int(port or cfg.web.port)
-    app = create_app(cfg, prometheus_at_root=True)
+    app = create_app(cfg, prometheus_at_root=True, dashboard_at_root=True)
     if parent_pid is not None:
         _watch_parent(parent_pid)
     level = str(cfg.logging.level).lower()
