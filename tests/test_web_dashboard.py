@@ -1,6 +1,6 @@
 """The dashboard's routes through real servers: ``task-worker web`` serves the page at ``/`` and
 ``/tasks/``; a user's app that mounts ``create_app`` under a path of its own serves it there,
-with API paths relative to the page."""
+with API paths relative to the page; ``POST /tasks/dead/retry-all`` (the page's "Retry all")."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from taskqueue import task
 from taskqueue.config import TaskQueueConfig
 from taskqueue.testing import free_port, wait_for
 from taskqueue.web import create_app
+from taskqueue.worker import Worker
+
+TOKEN = "tok-dash-41c9"
 
 
 def api_base(html: str) -> str:
@@ -63,3 +67,24 @@ def test_page_where_a_user_mounts_the_api(mounted: str) -> None:
     # the page's relative paths resolve under the mount point
     assert httpx.get(mounted + "/ops/metrics/timeline").status_code == 200
     assert httpx.get(mounted + "/ops/static/format.js").status_code == 200
+
+
+def test_retry_all_needs_the_token_and_brings_back_every_dead_job(web, client, reg) -> None:
+    @task(name="always_fails", registry=reg, max_retries=0)
+    def always_fails() -> None:
+        raise ValueError("no")
+
+    ids = [client.enqueue(always_fails) for _ in range(3)]
+    Worker(client, registry=reg).run(burst=True)
+    assert client.redis.zcard(client.keys.dead) == 3
+    srv = web(client.url, env={"TASKQUEUE_WEB__TOKEN": TOKEN})
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        assert srv.http.post("/tasks/dead/retry-all", headers=headers).status_code == 401
+    assert client.redis.zcard(client.keys.dead) == 3, "a refused write changed nothing"
+    r = srv.http.post("/tasks/dead/retry-all", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200 and r.json() == {"retried": 3}
+    assert client.redis.zcard(client.keys.dead) == 0
+    assert sorted(
+        i.decode() for i in client.redis.lrange(client.keys.ready("default"), 0, -1)
+    ) == sorted(ids)
+    assert {client.status(i).state for i in ids} == {"queued"}

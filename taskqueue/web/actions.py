@@ -52,6 +52,12 @@ def dead_retry(ctx: Context, req: Request) -> Body:
     return {"retried": 1, "id": job_id}
 
 
+def dead_retry_all(ctx: Context, req: Request) -> Body:
+    """Move every dead job back to its queue with fresh retries (in batches of at most 1,000 a
+    script call): ``{"retried": n}``."""
+    return {"retried": ctx.tq.retry_dead()}
+
+
 def dead_delete(ctx: Context, req: Request) -> Body:
     """Delete one dead job and its record: ``{"deleted": 1}``; 404 if it is not there."""
     job_id = req.path_params["id"]

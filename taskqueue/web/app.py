@@ -88,6 +88,7 @@ ROUTES: list[Endpoint] = [
       query=("queue", "offset", "limit"), statuses=(400,)),
     E("POST", "/dead/{id}/retry", actions.dead_retry, "Retry one dead job", "admin", True,
       statuses=(404,)),
+    E("POST", "/dead/retry-all", actions.dead_retry_all, "Retry every dead job", "admin", True),
     E("DELETE", "/dead/{id}", actions.dead_delete, "Delete one dead job", "admin", True,
       statuses=(404,)),
     E("POST", "/queues/{name}/pause", actions.queue_pause, "Pause a queue", "admin", True,
