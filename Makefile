@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: demo test test-fast test-embedded lint format docs docs-check man man-check bench clean \
+.PHONY: screenshot demo test test-fast test-embedded lint format docs docs-check man man-check bench clean \
 	venv-reset
 
 # The venv is rebuilt when its interpreter no longer runs (copied from another machine, its
@@ -37,6 +37,12 @@ $(STAMP): pyproject.toml
 ## demo: a supervisor working 1,000 real jobs (embedded Redis unless REDIS_URL is set)
 demo: $(STAMP)
 	$(PY) examples/demo.py
+
+## screenshot: docs/dashboard.png, taken by the dashboard's browser test (Debian's chromium driving
+## the page of a real `task-worker web` while real workers run real jobs)
+screenshot: $(STAMP)
+	TASKQUEUE_REQUIRE_BROWSER=1 TASKQUEUE_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/test_dashboard.py -k end_to_end
 
 ## test: the whole suite on the system redis-server (embedded one if none), then the smoke
 ## subset on the embedded Redis 6.2, so both keep working

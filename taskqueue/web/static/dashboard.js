@@ -35,8 +35,10 @@ function s(tag, attrs = {}) {
 }
 const tag = (text, cls = text) => h("span", { class: `tag ${cls}` }, text);
 function toast(text) {
+  let box = $("#toasts");
+  if (!box) { box = h("div", { id: "toasts", class: "toasts" }); document.body.append(box); }
   const t = h("div", { class: "toast", role: "status" }, text);
-  document.body.append(t);
+  box.append(t);
   setTimeout(() => t.remove(), 4000);
 }
 
@@ -260,11 +262,17 @@ function kv(obj) {
 
 function decisionText(d) {
   if (typeof d !== "object" || d === null) return String(d);
-  const at = d.at_ms ?? d.at ?? d.time ?? null;
+  const at = d.at_ms ?? d.at ?? null;
   const when = at ? `${fmt.ago(at > 1e12 ? at : at * 1000, Date.now())}: ` : "";
-  const what = d.action ?? d.decision ?? (d.delta !== undefined ? (d.delta > 0 ? `+${d.delta}` : String(d.delta)) : "");
-  const why = d.reason ?? (Array.isArray(d.reasons) ? d.reasons.join("; ") : "");
-  return `${when}${what}${d.workers !== undefined ? ` → ${d.workers} workers` : ""}${why ? ` (${why})` : ""}`;
+  const change = d.workers !== undefined && d.target !== undefined ? ` ${d.workers} → ${d.target} workers` : "";
+  const why = Array.isArray(d.reasons) ? d.reasons.join("; ") : (d.reason ?? "");
+  return `${when}${d.action ?? "?"}${change}${why ? ` (${why})` : ""}${d.outcome && d.outcome !== "applied" ? ` [${d.outcome}]` : ""}`;
+}
+
+function flat(obj) {
+  const out = {};
+  for (const [k, v] of Object.entries(obj || {})) if (v !== null && typeof v !== "object") out[k] = typeof v === "number" ? +v.toFixed(3) : v;
+  return out;
 }
 
 function renderAutoscaler(m) {
@@ -273,26 +281,18 @@ function renderAutoscaler(m) {
   state.workersSeen.push({ t: Date.now(), n });
   if (state.workersSeen.length > 900) state.workersSeen.shift();
   const info = m.autoscaler || {};
-  const cfg = info.config || {};
   const box = [h("p", {}, h("strong", {}, fmt.count(n)), ` worker(s) on ${masters.length} master(s) · autoscaler `,
     info.enabled ? tag("on", "ok") : tag("off", "warning"))];
-  if (info.enabled) {
-    const shown = {};
-    for (const [k, v] of Object.entries(cfg)) if (v !== null && typeof v !== "object") shown[k] = v;
-    box.push(h("details", {}, h("summary", {}, "thresholds"), kv(shown)));
-  }
   for (const [id, ms] of Object.entries(info.masters || {})) {
     const st = ms.state || {};
-    box.push(h("div", { class: "master" }, h("div", { class: "row" }, h("strong", {}, id),
-      h("span", { class: "muted" }, `${ms.workers} running, ${ms.desired} wanted`),
-      st.pinned ? tag(`pinned at ${st.pinned}`, "warning") : null)));
-    const decisions = st.decisions || st.history || st.recent || [];
-    if (Array.isArray(decisions) && decisions.length) {
-      box.push(h("ul", { class: "alerts" }, ...decisions.slice(-6).reverse().map((d) => h("li", {}, decisionText(d)))));
-    } else if (Object.keys(st).length) {
-      const shown = {};
-      for (const [k, v] of Object.entries(st)) if (v !== null && typeof v !== "object") shown[k] = v;
-      box.push(kv(shown));
+    box.push(h("div", { class: "master", "data-autoscaler": id }, h("div", { class: "row" }, h("strong", {}, id),
+      h("span", { class: "muted" }, `${ms.workers} running, ${ms.desired} wanted${st.enabled ? ` (${st.min_workers}–${st.max_workers})` : ""}`),
+      st.enabled === false ? tag("fixed", "warning") : null,
+      st.pinned ? tag(`pinned at ${st.pinned}${st.pinned_by ? ` by ${st.pinned_by}` : ""}`, "warning") : null)));
+    if (st.thresholds) box.push(h("details", {}, h("summary", {}, "thresholds"), kv(flat(st.thresholds))));
+    const decisions = st.history || [];
+    if (decisions.length) {
+      box.push(h("ul", { class: "alerts decisions" }, ...decisions.slice(-6).reverse().map((d) => h("li", {}, decisionText(d)))));
     }
   }
   $("#autoscaler").replaceChildren(...box);
@@ -385,7 +385,11 @@ async function lookup(id) {
   try {
     const j = await api(`jobs/${encodeURIComponent(id.trim())}`);
     const shown = {};
-    for (const [k, v] of Object.entries(j)) if (k !== "traceback" && k !== "history" && v !== null && typeof v !== "object") shown[k] = v;
+    for (const [k, v] of Object.entries(j)) {
+      if (k === "traceback" || k === "history" || v === null || typeof v === "object") continue;
+      if (k.endsWith("_ms")) shown[k.slice(0, -3)] = `${new Date(v).toLocaleString()} (${fmt.ago(v, Date.now())})`;
+      else shown[k] = v;
+    }
     out.replaceChildren(h("div", { class: "job", "data-job": j.id || id }, kv(shown),
       j.traceback ? h("details", {}, h("summary", {}, "traceback"), h("pre", {}, j.traceback)) : null));
   } catch (err) {
@@ -398,7 +402,8 @@ async function lookup(id) {
 function showError(err) {
   const box = $("#outage");
   const redis = err.status === 503 || /redis/i.test(err.message);
-  box.textContent = `${redis ? "Redis is unreachable" : "The API is unreachable"}: ${err.message}. Showing the last data; retrying every ${REFRESH_MS / 1000} s.`;
+  const why = err.message.replace(/^redis unreachable:\s*/i, "");
+  box.textContent = `${redis ? "Redis is unreachable" : "The API is unreachable"}: ${why}. Showing the last data; retrying every ${REFRESH_MS / 1000} s.`;
   box.hidden = false;
   $("#live").className = "pill down";
   $("#live").textContent = "down";
