@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import RegistryError
@@ -67,6 +67,15 @@ class Registry:
 
     def remove(self, name: str) -> None:
         self._tasks.pop(name, None)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """JSON-ready ``[{name, queue, max_retries, timeout, dead_letter, is_async, origin,
+        ...}]``, sorted by name: what a master publishes in its status record (``tasks``), so
+        that the HTTP API's ``/registered`` lists what the live workers can run."""
+        return [
+            {"name": s.name, "origin": s.origin, "is_async": s.is_async, **asdict(s.options)}
+            for s in sorted(self._tasks.values(), key=lambda s: s.name)
+        ]
 
 
 #: The registry that ``@task`` and ``Task`` subclasses fill, and that workers read.

@@ -10,6 +10,7 @@ import httpx
 import psutil
 import pytest
 
+from taskqueue import TaskQueue
 from taskqueue.testing import wait_for
 from taskqueue.testing.server import free_port
 
@@ -52,3 +53,30 @@ def test_web_enabled_with_routes_off_is_refused(masters, redis_url) -> None:
     m = masters(redis_url, "-w", "1", env={"TASKQUEUE_WEB__ENABLED": "true",
                                            "TASKQUEUE_WEB__AUTO_CONFIGURE_ROUTES": "false"})  # fmt: skip
     assert m.proc.wait(30) == 2 and "auto_configure_routes = false" in m.log()
+
+
+def test_two_masters_add_up_and_their_tasks_are_listed(masters, web, redis_url) -> None:
+    a = masters(redis_url, "-w", "1", "--max-concurrent-tasks", "3")
+    b = masters(redis_url, "-w", "2", "--max-concurrent-tasks", "3")
+    a.wait_workers(1)
+    b.wait_workers(2)
+    tq = TaskQueue(redis_url)
+    ids = [tq.enqueue_with("m.noop", (i,), strict=False) for i in range(200)]
+    wait_for(lambda: all(tq.status(i).state == "succeeded" for i in ids[-5:]) and
+             tq.queue_lengths()["default"]["queued"] == 0, 60, "the jobs done")  # fmt: skip
+    srv = web(redis_url)
+
+    def settled() -> dict | None:
+        w = srv.get("/tasks/metrics/workers").json()
+        done = sum(x["processed"] for x in w["workers"])
+        return w if len(w["masters"]) == 2 and done == 200 else None
+
+    w = wait_for(settled, 30, "both masters' status records with 200 jobs done")
+    assert len(w["workers"]) == 3 and sum(m["slots"] for m in w["masters"]) == 9
+    assert srv.get("/tasks/stats").json()["queues"]["default"]["succeeded"] == 200
+    reg = {t["name"]: t for t in srv.get("/tasks/registered").json()["tasks"]}
+    assert sorted(reg["m.noop"]["masters"]) == sorted([a.id, b.id]) and reg["m.noop"]["consistent"]
+    assert reg["m.spin"]["timeout"] == 1 and reg["m.spin"]["max_retries"] == 1
+    info = srv.get("/tasks/registry/info").json()
+    assert info["tasks_total"] == len(reg) and set(info["masters"]) == {a.id, b.id}
+    tq.close()

@@ -30,6 +30,7 @@ from .. import __version__
 from ..broker import Broker
 from ..connection import RedisSettings
 from ..keys import Keys
+from ..registry import registry
 from . import signals
 from .autoscale import Autoscale
 from .child import setproctitle, worker_name
@@ -73,6 +74,8 @@ class Arbiter:
         self.redis: RedisGuard | None = None
         self.autoscale = Autoscale(self.id)
         self.http = HttpChild(cfg) if cfg.web.enabled else None
+        #: What the workers can run: the task modules were imported before the master started.
+        self.tasks = registry.describe()
         self.apply_config(cfg)
 
     def apply_config(self, cfg: Any) -> None:
@@ -412,6 +415,7 @@ class Arbiter:
             "spawn_halted": self.boot.halted, "redis_down": self.redis.down_since is not None,
             "autoscaler": self.autoscale.describe(time.monotonic()),
             "http": self.http.describe() if self.http is not None else None,
+            "tasks": self.tasks,
             "workers": [w.describe() for w in sorted(self.workers.values(), key=lambda w: w.index)],
         }  # fmt: skip
 

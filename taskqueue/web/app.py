@@ -78,6 +78,8 @@ ROUTES: list[Endpoint] = [
     E("GET", "/metrics/timeline", views.metrics_timeline, "Per-minute counters of the last hour",
       "metrics", query=("minutes",), statuses=(400,)),
     E("GET", "/metrics/prometheus", _prometheus, "Prometheus text format", "metrics"),
+    E("GET", "/registered", views.registered, "Tasks the live workers registered", "registry"),
+    E("GET", "/registry/info", views.registry_info, "Task registry details", "registry"),
     E("GET", "/alerts", views.alerts, "Active alerts", "health"),
     E("GET", "/sla", views.sla, "SLA status against [autoscaler.target_sla]", "sla"),
     E("GET", "/diagnostics", views.diagnostics, "Queue health analysis", "health"),

@@ -254,6 +254,46 @@ def metrics_timeline(ctx: Context, req: Request) -> Body:
     return read_timeline(ctx.redis, ctx.keys, minutes)
 
 
+def _registered(snap: MetricsSnapshot) -> dict[str, dict[str, Any]]:
+    tasks: dict[str, dict[str, Any]] = {}
+    for m in snap.masters:
+        for t in m.record.get("tasks") or ():
+            if not isinstance(t, dict) or "name" not in t:
+                continue
+            row = tasks.setdefault(t["name"], {**t, "masters": [], "consistent": True})
+            row["masters"].append(m.id)
+            base = {k: v for k, v in row.items() if k not in ("masters", "consistent")}
+            row["consistent"] = row["consistent"] and base == t
+    return dict(sorted(tasks.items()))
+
+
+def registered(ctx: Context, req: Request) -> Body:
+    """Tasks the live workers can run, as their masters publish them: ``{"tasks": [{name,
+    queue, max_retries, timeout, dead_letter, result_ttl, retry_backoff, retry_backoff_max,
+    is_async, origin, masters: [ids], consistent}], "count"}``; ``consistent`` is false when
+    masters register the name with different options (a rolling deploy)."""
+    tasks = list(_registered(ctx.snapshot()).values())
+    return {"tasks": tasks, "count": len(tasks)}
+
+
+def registry_info(ctx: Context, req: Request) -> Body:
+    """Registry details: ``{"tasks_total", "masters": {id: {"tasks", "queues"}},
+    "inconsistent": [names], "unconsumed": [names whose queue no live master reads],
+    "auto_register", "source"}``."""
+    snap = ctx.snapshot()
+    tasks = _registered(snap)
+    consumed = {q for m in snap.masters for q in m.queues}
+    return {
+        "tasks_total": len(tasks),
+        "masters": {m.id: {"tasks": len(m.record.get("tasks") or ()), "queues": list(m.queues)}
+                    for m in snap.masters},
+        "inconsistent": [n for n, t in tasks.items() if not t["consistent"]],
+        "unconsumed": [n for n, t in tasks.items() if t.get("queue") not in consumed],
+        "auto_register": bool(ctx.cfg.auto_register.enabled),
+        "source": "the status records of the live masters (tasks imported before the fork)",
+    }  # fmt: skip
+
+
 def alerts(ctx: Context, req: Request) -> Body:
     """Active alerts: ``{"alerts": [{key, name, severity, message, value, threshold,
     since_ms}], "count"}``; Redis unreachable is itself an alert (HTTP 200)."""
