@@ -14,6 +14,7 @@ from pathlib import Path
 
 from taskqueue import TaskQueue
 from taskqueue.registry import registry
+from taskqueue.schedules import schedules
 from taskqueue.worker import Worker
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -53,6 +54,7 @@ def test_readme_python_examples_run(redis_url: str, capsys) -> None:
     finally:
         worker.stop()
         thread.join(timeout=30)
-        for name in ("add", "send_email"):
+        for name in ("add", "send_email", "reports.nightly", "inventory.sync"):
             registry.remove(name)
+            schedules.remove(name)
     assert called, "the README's test example (a test_* function) was not found and not run"

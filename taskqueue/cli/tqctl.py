@@ -10,8 +10,9 @@ import json
 import os
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis
 
@@ -368,10 +369,13 @@ class Ctl:
             self.out(data)
         else:
             for section, values in data.items():
-                print(f"[{section}]")
-                for k, v in values.items() if isinstance(values, dict) else []:
-                    print(f"{k} = {json.dumps(v, default=str)}")
-                print()
+                tables = values if isinstance(values, list) else [values]
+                for table in tables:  # a list is an array of tables: [[schedules]]
+                    print(f"[[{section}]]" if isinstance(values, list) else f"[{section}]")
+                    for k, v in table.items():
+                        if v is not None or not isinstance(values, list):
+                            print(f"{k} = {json.dumps(v, default=str)}")
+                    print()
         return OK
 
     # jobs
@@ -461,15 +465,19 @@ SCHEDULE_COLUMNS = [("name", "NAME"), ("task", "TASK"), ("queue", "QUEUE"), ("wh
                     ("last_outcome", "OUTCOME"), ("misfire", "MISFIRE")]  # fmt: skip
 
 
-def _local(ms: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000) if ms else None
+def _at(ms: int | None, tz: str | None) -> datetime | None:
+    """A time in the schedule's own timezone (cron), else this host's; the offset is shown."""
+    if not ms:
+        return None
+    utc = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return utc.astimezone(ZoneInfo(tz) if tz else None)
 
 
 def _schedule_row(r: dict[str, Any]) -> dict[str, Any]:
-    nxt = _local(r["next_ms"])
+    nxt = _at(r["next_ms"], r.get("tz"))
     return {**r, "state": "paused" if r["paused"] else "active",
             "next": f"{fmt(nxt)} (in {duration(max(0.0, r['next_in_s']))})" if nxt else None,
-            "last": _local(r["last_fired_ms"])}  # fmt: skip
+            "last": _at(r["last_fired_ms"], r.get("tz"))}  # fmt: skip
 
 
 COMMANDS = {

@@ -52,7 +52,8 @@ def row(rec: Mapping[bytes, bytes], now_ms: int, job: Mapping[str, Any] | None) 
     next_ms = None if paused else nums["next_ms"]
     out: dict[str, Any] = {
         "name": _text(r["name"]), "task": _text(r["task"]), "queue": _text(r["queue"]),
-        "when": spec_of(rec).describe(), "misfire": _text(r.get("misfire", b"run_once")),
+        "when": spec_of(rec).describe(), "tz": _text(r["tz"]) if r.get("tz") else None,
+        "misfire": _text(r.get("misfire", b"run_once")),
         "paused": paused, "next_ms": next_ms, "next_at": _iso(next_ms),
         "next_in_s": None if next_ms is None else round((next_ms - now_ms) / 1000, 1),
         "last_fired_ms": nums["last_fired_ms"], "last_fired_at": _iso(nums["last_fired_ms"]),

@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import __version__
 from ..config import TaskQueueConfig
-from . import actions, views
+from . import actions, schedules, views
 from .context import REDIS_DOWN, Context, load_config, reason
 from .dashboard import dashboard_routes
 from .prom import render
@@ -99,6 +99,14 @@ ROUTES: list[Endpoint] = [
       statuses=(400,)),
     E("POST", "/queues/{name}/purge", actions.queue_purge, "Cancel a queue's waiting jobs",
       "admin", True, statuses=(400,)),
+    E("GET", "/schedules", schedules.listing, "Periodic schedules: next and last firing, last "
+      "job's outcome", "jobs"),
+    E("POST", "/schedules/{name}/pause", schedules.pause, "Pause a periodic schedule", "admin",
+      True, statuses=(404,)),
+    E("POST", "/schedules/{name}/resume", schedules.resume, "Resume a paused schedule", "admin",
+      True, statuses=(404,)),
+    E("POST", "/schedules/{name}/run-now", schedules.run_now, "Enqueue one job of a schedule now",
+      "admin", True, statuses=(404,)),
     E("POST", "/masters/{id}/scale", actions.master_scale, "Set or change a master's worker count",
       "admin", True, statuses=(400, 404, 409, 504)),
 ]  # fmt: skip
