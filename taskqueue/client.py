@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio
 
 from .broker import Broker, Call, NewJob
+from .config import TaskQueueConfig
+from .config.schema import BY_PATH
 from .connection import MAX_BLOCK, RedisSettings, connect, connect_async
 from .errors import ConfigError, JobNotFound, PartialEnqueue, TaskFailed
 from .jobs import JobStatus, check_queue, deadline, make_job, remaining, split_call
@@ -25,7 +28,11 @@ from .redact import redact_url
 from .redis_errors import wrapping_errors
 from .registry import Registry, registry
 from .runner import AsyncRunner, SyncRunner
-from .serialization import DEFAULT_MAX_PAYLOAD, decode_result
+from .task import set_default
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+from .serialization import decode_result
 
 #: Jobs per enqueue script call in enqueue_many.
 BATCH = 1000
@@ -47,7 +54,7 @@ class _Base:
         *,
         namespace: str = "default",
         prefix: str = "tq",
-        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        max_payload: int = BY_PATH["limits.max_payload_bytes"].default,
         registry: Registry = registry,
         client: Any = None,
         broker_options: dict[str, Any] | None = None,
@@ -71,6 +78,28 @@ class _Base:
         except ValueError as exc:
             raise ConfigError(f"invalid Redis URL {redact_url(self.settings.url)}: {exc}") from None
         self.run = self._runner_class(self.redis)
+
+    @classmethod
+    def from_config(
+        cls, config: TaskQueueConfig | str | Path | None = None, *, registry: Registry = registry
+    ) -> Self:
+        """A client built from the workers' configuration, and made the default client.
+
+        ``config`` is a loaded ``TaskQueueConfig`` or a file path; without it the file is found
+        as the CLIs find it (``$TASKQUEUE_CONFIG``, then ``./task-queue.toml``), with the
+        environment applied. Uses ``[redis]`` (address, pool, timeouts, prefix, namespace),
+        ``limits.max_payload_bytes`` and the lease settings. ``add.delay()`` then enqueues
+        through it (see ``set_default``).
+        """
+        cfg = config if isinstance(config, TaskQueueConfig) else TaskQueueConfig.load(config)
+        r, w = cfg.redis, cfg.workers
+        tq = cls(
+            RedisSettings.from_config(cfg), namespace=r.namespace, prefix=r.key_prefix,
+            max_payload=cfg.limits.max_payload_bytes, registry=registry,
+            broker_options={"lease_ms": int(w.lease_seconds * 1000), "max_stalls": w.max_stalls},
+        )  # fmt: skip
+        set_default(tq)
+        return tq
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {redact_url(self.url)} namespace={self.keys.base!r}>"

@@ -66,6 +66,10 @@ class SerializationError(EnqueueError):
     """Arguments or a result could not be encoded as MessagePack."""
 
 
+class NoDefaultClient(TaskQueueError):
+    """``task.delay()`` was called before ``set_default`` or ``TaskQueue.from_config``."""
+
+
 class RegistryError(TaskQueueError):
     """Two different tasks were registered under one name."""
 

@@ -5,8 +5,11 @@ Duties:
    (``configure_logging_from_env`` / ``_from_config`` take them from the settings).
 2. ``RedactFilter`` removes Redis URL credentials from messages, arguments and extra fields;
    every formatter also redacts its finished line (tracebacks included).
-3. ``lifecycle`` logs one job lifecycle event with its fields, for nothing when disabled.
+3. ``lifecycle`` logs one job lifecycle event with its fields, for nothing when disabled; the
+   ``error_chain`` field only with ``logging.enable_error_chain_analysis``.
 4. ``scaling_decision`` logs one autoscaler decision with its reasons.
+5. Levels: Python's, plus ``TRACE`` (5, below DEBUG) and ``WARN`` (= WARNING), the names the
+   product description uses. Field names and jq recipes: docs/logging.md.
 """
 
 from __future__ import annotations
@@ -40,7 +43,14 @@ LIFECYCLE_LEVELS: dict[str, int] = {
 HANDLER_NAME = "taskqueue"
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _MAX_CHAIN = 20
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+#: Level names accepted besides Python's own.
+LEVEL_ALIASES = {"WARN": "WARNING", "TRACE": "TRACE"}
 _lifecycle_enabled = True
+_error_chain_enabled = True
+#: Seconds between performance records, or None when performance monitoring is off.
+_performance_interval: float | None = None
 
 
 # -- redaction ---------------------------------------------------------------------------
@@ -165,10 +175,12 @@ def make_formatter(format: str, stream: IO[str] | Any = None) -> logging.Formatt
 def _level(level: str | int) -> int:
     if isinstance(level, int):
         return level
-    value = logging.getLevelName(str(level).upper())
+    name = str(level).upper()
+    value = logging.getLevelName(LEVEL_ALIASES.get(name, name))
     if not isinstance(value, int):
         raise ConfigError(
-            f"log level {level!r} is invalid; allowed: DEBUG, INFO, WARNING, ERROR, CRITICAL"
+            f"log level {level!r} is invalid; allowed: TRACE, DEBUG, INFO, WARN, WARNING, ERROR, "
+            "CRITICAL"
         )
     return value
 
@@ -203,27 +215,52 @@ def configure_logging_from_env(
     Also reads ``TASKQUEUE_LOGGING__ENABLE_TASK_LIFECYCLE``. Values are checked like the config.
     """
     from taskqueue.config.loader import from_env
+    from taskqueue.config.model import TaskQueueConfig
     from taskqueue.config.schema import SETTINGS
 
     env = os.environ if env is None else env
     mine = {n for s in SETTINGS if s.section == "logging" for n in (s.env, *s.env_aliases)}
-    found = {k: v for k, (v, _) in from_env({k: v for k, v in env.items() if k in mine}).items()}
-    set_lifecycle_enabled(found.get("logging.enable_task_lifecycle", True))
-    return configure_logging(
-        found.get("logging.level", "INFO"), found.get("logging.format", "compact"), stream
-    )
+    found = from_env({k: v for k, v in env.items() if k in mine})
+    cfg = TaskQueueConfig.default()
+    cfg._apply(found)
+    return configure_logging_from_config(cfg, stream)
 
 
 def configure_logging_from_config(cfg: Any, stream: IO[str] | None = None) -> logging.Handler:
-    """``configure_logging`` from a ``TaskQueueConfig``'s ``[logging]`` section."""
-    set_lifecycle_enabled(cfg.logging.enable_task_lifecycle)
-    return configure_logging(cfg.logging.level, cfg.logging.format, stream)
+    """``configure_logging`` from a ``TaskQueueConfig``'s ``[logging]`` section, with its
+    switches (lifecycle records, error chains, performance records)."""
+    lg = cfg.logging
+    set_lifecycle_enabled(lg.enable_task_lifecycle)
+    set_error_chain_enabled(lg.enable_error_chain_analysis)
+    set_performance_interval(lg.performance_interval if lg.enable_performance_monitoring else None)
+    return configure_logging(lg.level, lg.format, stream)
 
 
 def set_lifecycle_enabled(enabled: bool) -> None:
     """Turn ``lifecycle`` records on or off (setting ``logging.enable_task_lifecycle``)."""
     global _lifecycle_enabled
     _lifecycle_enabled = bool(enabled)
+
+
+def set_error_chain_enabled(enabled: bool) -> None:
+    """Attach ``error_chain`` to failure records or not (``logging.enable_error_chain_analysis``)."""
+    global _error_chain_enabled
+    _error_chain_enabled = bool(enabled)
+
+
+def set_performance_interval(seconds: float | None) -> None:
+    """Log ``performance_metric`` records every ``seconds`` from each worker (None: never)."""
+    global _performance_interval
+    _performance_interval = seconds
+
+
+def performance_interval() -> float | None:
+    return _performance_interval
+
+
+def safe_extra(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` usable as ``extra=``: names that clash with LogRecord attributes get ``field_``."""
+    return {(f"field_{k}" if k in _STANDARD else k): v for k, v in fields.items()}
 
 
 # -- structured records ------------------------------------------------------------------
@@ -258,8 +295,14 @@ def lifecycle(
     duration_ms: float | None = None,
     exc: BaseException | None = None,
     error: str | None = None,
+    outcome: str | None = None,
+    retry_in_ms: int | None = None,
 ) -> None:
-    """Log one job lifecycle ``event``; costs one dict lookup and a level check when off."""
+    """Log one job lifecycle ``event``; costs one dict lookup and a level check when off.
+
+    A failure record (``retrying``, ``failed``, ``dead``, ``timeout``) gives the ``outcome``
+    recorded in Redis (``scheduled``, ``dead``, ``failed``): ``will_retry`` and, when it will,
+    ``retry_in_ms``, and ``dead`` when the job went to the dead letter."""
     level = LIFECYCLE_LEVELS.get(event)
     if level is None:
         raise ValueError(
@@ -274,9 +317,15 @@ def lifecycle(
         "queue": queue,
         "attempt": attempt,
         "worker": worker,
-        "duration_ms": None if duration_ms is None else round(duration_ms, 3),
     }
-    if exc is not None:
+    if duration_ms is not None:
+        extra["duration_ms"] = round(duration_ms, 3)
+    if outcome is not None:
+        extra["will_retry"] = outcome == "scheduled"
+        if outcome == "scheduled" and retry_in_ms is not None:
+            extra["retry_in_ms"] = retry_in_ms
+        extra["dead"] = outcome == "dead"
+    if exc is not None and _error_chain_enabled:
         extra["error_chain"] = error_chain(exc)
     if error is not None or exc is not None:
         extra["error"] = error if error is not None else f"{type(exc).__qualname__}: {exc}"
@@ -292,7 +341,7 @@ def scaling_decision(
     """Log an autoscaler decision (``scale_up``, ``scale_down``, ``hold``) with its reasons."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    extra = {(f"field_{k}" if k in _STANDARD else k): v for k, v in fields.items()}
+    extra = safe_extra(fields)
     extra.update(operation="scaling_decision", decision=decision, reasons=list(reasons))
     logger.info(
         "scaling decision: %s (%s)", decision, "; ".join(reasons) or "no reason", extra=extra

@@ -10,6 +10,9 @@
 
 Both register in ``taskqueue.registry.registry`` when their module is imported; a worker imports
 the modules named by ``--import`` and finds them there. Sync and ``async def`` code both work.
+
+    taskqueue.set_default(TaskQueue(...))     # or TaskQueue.from_config(), which sets it
+    add.delay(2, 3)                           # -> job id, as add.enqueue_with((2, 3), delay=10)
 """
 
 from __future__ import annotations
@@ -18,9 +21,28 @@ import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from .errors import NoDefaultClient
 from .registry import Registry, TaskOptions, TaskSpec, is_async_callable, registry
 
 _OPTION_NAMES = set(TaskOptions.__dataclass_fields__)
+_default: Any = None
+
+
+def set_default(client: Any) -> None:
+    """Make ``client`` (a ``TaskQueue`` or ``AsyncTaskQueue``) the one ``task.delay()`` and
+    ``task.enqueue_with()`` use; ``TaskQueue.from_config()`` calls it. ``None`` clears it."""
+    global _default
+    _default = client
+
+
+def default_client() -> Any:
+    """The client ``set_default`` set; raise ``NoDefaultClient`` saying how to set one."""
+    if _default is None:
+        raise NoDefaultClient(
+            "no default client to enqueue through: call taskqueue.set_default(TaskQueue(url)) "
+            "or TaskQueue.from_config() once at start-up, or use tq.enqueue(task, ...)"
+        )
+    return _default
 
 
 def _origin(obj: Any) -> str:
@@ -28,7 +50,8 @@ def _origin(obj: Any) -> str:
 
 
 class TaskFunction:
-    """A function registered as a task. Calling it runs the function here, like a plain call."""
+    """A function registered as a task. Calling it runs the function here, like a plain call;
+    ``delay(...)`` enqueues it through the default client."""
 
     def __init__(self, func: Callable[..., Any], spec: TaskSpec) -> None:
         functools.update_wrapper(self, func)
@@ -38,6 +61,18 @@ class TaskFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
+
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        """Enqueue ``self(*args, **kwargs)`` on the default client (see ``set_default``); returns
+        the job id (an awaitable of it when the default is an ``AsyncTaskQueue``)."""
+        return default_client().enqueue(self, *args, **kwargs)
+
+    def enqueue_with(
+        self, args: tuple | list = (), kwargs: dict | None = None, **options: Any
+    ) -> Any:
+        """Enqueue with options (queue, delay, at, key, max_retries, timeout, expires) on the
+        default client."""
+        return default_client().enqueue_with(self, args, kwargs, **options)
 
     def __repr__(self) -> str:
         return f"<task {self.name!r} ({self.spec.origin})>"
@@ -109,6 +144,18 @@ class Task:
 
     def run(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError(f"{type(self).__name__}.run is not implemented")
+
+    @classmethod
+    def delay(cls, *args: Any, **kwargs: Any) -> Any:
+        """Enqueue this task on the default client (see ``set_default``); returns the job id."""
+        return default_client().enqueue(cls, *args, **kwargs)
+
+    @classmethod
+    def enqueue_with(
+        cls, args: tuple | list = (), kwargs: dict | None = None, **options: Any
+    ) -> Any:
+        """Enqueue with options through the default client."""
+        return default_client().enqueue_with(cls, args, kwargs, **options)
 
 
 def resolve(target: Any, reg: Registry = registry) -> tuple[str, TaskSpec | None]:

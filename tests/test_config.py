@@ -135,7 +135,7 @@ def test_misplaced_key_suggests_its_section(tmp_path):
          "autoscaler.scaling_triggers.scale_down_cooldown_seconds", "-5.0", ">= 0"),
         ("[autoscaler.scaling_triggers]\nconsecutive_signals_required = 0",
          "autoscaler.scaling_triggers.consecutive_signals_required", "0", "between 1"),
-        ("[logging]\nlevel = 'loud'", "logging.level", "'LOUD'", "DEBUG, INFO, WARNING"),
+        ("[logging]\nlevel = 'loud'", "logging.level", "'LOUD'", "DEBUG, INFO, WARN, WARNING"),
         ("[logging]\nformat = 'xml'", "logging.format", "'xml'", "json, compact, pretty"),
         ("[workers]\nqueues = ['ok', 'bad queue']", "workers.queues", "'bad queue'",
          "[A-Za-z0-9_.:-]{1,128}"),

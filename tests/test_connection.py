@@ -17,9 +17,11 @@ from taskqueue.testing import wait_for
 from taskqueue.worker import Worker
 
 
-def named(server: redis.Redis, name: str) -> list[dict]:
-    """Connections on the server whose CLIENT SETNAME is ``tq:<name>:<this pid>``."""
-    return [c for c in server.client_list() if c.get("name") == f"tq:{name}:{os.getpid()}"]
+def named(server: redis.Redis, name: str, after: int = 0) -> list[dict]:
+    """Connections on the server whose CLIENT SETNAME is ``tq:<name>:<this pid>`` (opened after
+    client id ``after``: earlier tests of this process may have left theirs)."""
+    me = f"tq:{name}:{os.getpid()}"
+    return [c for c in server.client_list() if c.get("name") == me and int(c["id"]) > after]
 
 
 def test_pool_size_bounds_the_connections_of_a_client(redis_url) -> None:
@@ -51,13 +53,14 @@ def test_pool_size_bounds_the_connections_of_a_worker(redis_url, reg) -> None:
     server = redis.Redis.from_url(redis_url)
     tq = TaskQueue(RedisSettings(redis_url, pool_size=2), registry=reg)
     ids = tq.enqueue_many([(nap, (), {})] * 60)
+    after = server.client_id()
     worker = Worker(tq, max_concurrent_tasks=20, registry=reg)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     peak = 0
     try:
         while tq.status(ids[-1]).state != "succeeded" or worker.running:
-            peak = max(peak, len(named(server, "worker")))
+            peak = max(peak, len(named(server, "worker", after)))
             time.sleep(0.01)
     finally:
         worker.stop()

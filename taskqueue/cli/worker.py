@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"task-worker: {why}", file=sys.stderr)
         return USAGE_ERROR
     from ..logs import configure_logging_from_config
-    from ..master import Arbiter, import_tasks, pidfile
+    from ..master import Arbiter, load_tasks, pidfile
     from ..master.periodic import schedule_records
 
     configure_logging_from_config(cfg)
@@ -144,11 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"task-worker: {refused}", file=sys.stderr)
         return USAGE_ERROR
     try:
-        import_tasks(cfg.workers.imports)
+        load_tasks(cfg)
     except Exception as exc:
         print(
-            f"task-worker: cannot import the task modules "
-            f"{', '.join(cfg.workers.imports)}: {type(exc).__name__}: {exc}",
+            f"task-worker: cannot load the task code "
+            f"{', '.join(cfg.workers.imports + cfg.workers.tasks)}: {type(exc).__name__}: {exc}",
             file=sys.stderr,
         )
         traceback.print_exc()

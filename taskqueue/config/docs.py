@@ -32,7 +32,9 @@ the environment variables and the `task-worker` flags all come from that declara
 **Precedence:** command-line flag > environment variable > config file > default.
 
 **Files:** TOML (`.toml`) or YAML (`.yaml`/`.yml`, needs `pip install 'taskqueue[yaml]'`).
-Unknown keys are rejected. Without an explicit path, `$TASKQUEUE_CONFIG` names the file.
+Unknown keys are rejected. Without `--config` (or a path given to `TaskQueueConfig.load` /
+`TaskQueue.from_config`), `$TASKQUEUE_CONFIG` names the file, else `./task-queue.toml` (then
+`./task-queue.yaml`) in the working directory is read when it exists.
 
 **Environment:** `TASKQUEUE_<SECTION>__<KEY>` in upper case, with the dots of nested sections
 also written `__` (e.g. `TASKQUEUE_AUTOSCALER__SCALING_TRIGGERS__LEARNING_RATE`). Booleans

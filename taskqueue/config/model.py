@@ -19,6 +19,19 @@ from taskqueue.config.schema import BY_PATH, SECTIONS, SETTINGS, TABLE_ARRAYS
 from taskqueue.errors import ConfigError
 
 CONFIG_ENV = "TASKQUEUE_CONFIG"  # path of the config file when load() gets none
+#: Files looked for in the working directory when neither a path nor $TASKQUEUE_CONFIG is given.
+LOCAL_FILES = ("task-queue.toml", "task-queue.yaml", "task-queue.yml")
+
+
+def discover(env: Mapping[str, str] | None = None) -> Path | None:
+    """The config file to use when none is given: ``$TASKQUEUE_CONFIG``, else the first of
+    ``LOCAL_FILES`` in the working directory, else None (defaults and environment only)."""
+    env = os.environ if env is None else env
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return next((Path(n) for n in LOCAL_FILES if Path(n).is_file()), None)
+
+
 _TOP_SECTIONS = [s for s in SECTIONS if "." not in s]
 
 
@@ -53,7 +66,9 @@ class TaskQueueConfig:
 
     def __init__(self, values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
         self._values = dict(values)
-        self._origins = dict(origins)  # "default", a file path, "environment variable X", ...
+        self._origins = dict(origins)
+        #: The file the values were read from (None: defaults, environment and flags only).
+        self.path: str | None = None  # "default", a file path, "environment variable X", ...
 
     # -- constructors -----------------------------------------------------------------------
 
@@ -79,13 +94,14 @@ class TaskQueueConfig:
         """Build the configuration: CLI flag > environment > file > default, then validate.
 
         ``env`` defaults to ``os.environ`` (pass ``{}`` to ignore it). Without ``path`` the file
-        named by ``$TASKQUEUE_CONFIG`` is read, if set. ``cli`` is an argparse Namespace (from a
+        is ``discover(env)``: ``$TASKQUEUE_CONFIG``, else ``./task-queue.toml`` (or ``.yaml``). ``cli`` is an argparse Namespace (from a
         parser prepared with ``add_cli_flags``) or a dict keyed by path or dest.
         """
         env = os.environ if env is None else env
-        if path is None and env.get(CONFIG_ENV):
-            path = env[CONFIG_ENV]
+        if path is None:
+            path = discover(env)
         cfg = cls.default()
+        cfg.path = None if path is None else str(path)
         if path is not None:
             cfg._apply(loader.flatten_file(loader.read_file(path), str(path)))
         cfg._apply(loader.from_env(env))

@@ -23,8 +23,9 @@ from taskqueue.redact import redact_url
 ENV_PREFIX = "TASKQUEUE_"
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _IDENT_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_TASK_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
 _MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_.]*)?")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "compact", "pretty")
 SECTION_ALIASES = {"actix": "web"}
 TYPE_NAMES = {
@@ -58,6 +59,10 @@ class Setting:
     aliases: tuple[str, ...] = ()  # older file key paths that load into this setting
     normalize: Callable[[Any], Any] | None = None
     secret: bool = False
+    #: The test that fails if this setting stops doing what ``doc`` says (a pytest node id).
+    proof: str = ""
+    #: Temporary: the issue building this setting right now; its engineer replaces it by ``proof``.
+    owner: str = ""
 
     @property
     def path(self) -> str:
@@ -137,6 +142,11 @@ def _modules(value: list[str]) -> str | None:
     return None if all(_MODULE_RE.fullmatch(m) for m in value) else "bad module"
 
 
+def _task_paths(value: list[str]) -> str | None:
+    """`module:function` paths such as myapp.tasks:send_email"""
+    return None if all(_TASK_RE.fullmatch(t) for t in value) else "bad task path"
+
+
 def _route(value: str) -> str | None:
     """empty, or a path starting with / (no spaces, not ending with /)"""
     ok = value in ("", "/") or (value[:1] == "/" and " " not in value and value[-1] != "/")
@@ -160,166 +170,246 @@ SLA = "autoscaler.target_sla"
 SETTINGS: list[Setting] = [
     # [redis]
     S("redis", "url", str, "redis://127.0.0.1:6379", "Redis server URL; credentials in it are never logged.",
-      validator=_redis_url, cli=("--redis-url", "-r"), env_aliases=("REDIS_URL",)),
+      validator=_redis_url, cli=("--redis-url", "-r"), env_aliases=("REDIS_URL",),
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
     S("redis", "pool_size", int, 10,
       "Most connections one taskqueue process opens to Redis; callers beyond it wait for a free one. "
-      "At least 2: the supervisor keeps one for its control inbox.", min=2, max=10000),
-    S("redis", "connection_timeout", float, 5.0, "Seconds to wait for a TCP connection to Redis.", min=0.1, max=3600),
+      "At least 2: the supervisor keeps one for its control inbox.", min=2, max=10000,
+      proof="tests/test_connection.py::test_the_master_keeps_to_its_pool_size"),
+    S("redis", "connection_timeout", float, 5.0, "Seconds to wait for a TCP connection to Redis.", min=0.1, max=3600,
+      proof="tests/test_connection.py::test_command_timeout_applies_to_every_command"),
     S("redis", "command_timeout", float, 5.0,
       "Seconds to wait for the reply to one Redis command, on every connection; a blocking wait "
-      "(an idle worker's BLPOP, at most 10 s) gets its own length on top.", min=0.1, max=3600),
-    S("redis", "key_prefix", str, "tq", "Prefix of every Redis key taskqueue writes.", validator=_identifier),
+      "(an idle worker's BLPOP, at most 10 s) gets its own length on top.", min=0.1, max=3600,
+      proof="tests/test_connection.py::test_command_timeout_applies_to_every_command"),
+    S("redis", "key_prefix", str, "tq", "Prefix of every Redis key taskqueue writes.", validator=_identifier,
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
     S("redis", "namespace", str, "default", "Namespace inside the prefix, so several apps can share one Redis.",
-      validator=_identifier),
+      validator=_identifier,
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
     # [workers]
     S("workers", "initial_count", int, 4,
       "Worker processes the supervisor starts with; with the autoscaler on, brought within "
       "min_workers..max_workers. 0 = web-only: the file loads for `task-worker web`, and "
       "`task-worker worker` starts at min_workers with the autoscaler on, else exits 2.",
       min=0, max=1024,
-      cli=("--workers", "-w")),
+      cli=("--workers", "-w"),
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
     S("workers", "max_concurrent_tasks", int, 10, "Jobs one worker process may run at the same time.",
-      min=1, max=10000, cli=("--max-concurrent-tasks",)),
-    S("workers", "heartbeat_interval", float, 5.0, "Seconds between two heartbeats of a worker process.",
-      min=0.1, max=3600),
+      min=1, max=10000, cli=("--max-concurrent-tasks",),
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
+    S("workers", "heartbeat_interval", float, 1.0,
+      "Seconds between two reports of a worker process to its supervisor (held jobs, progress); "
+      "a worker silent for hung_timeout is killed, so hung_timeout must be longer.", min=0.1, max=3600,
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
     S("workers", "shutdown_grace_period", float, 30.0,
       "Seconds a worker may spend finishing its jobs after SIGTERM before it is killed.", min=0, max=86400,
-      cli=("--graceful-timeout",)),
+      cli=("--graceful-timeout",),
+      proof="tests/test_master_signals.py::test_term_with_short_grace_puts_jobs_back_without_spending_an_attempt"),
     S("workers", "queues", list, ["high_priority", "default", "low_priority"],
       "Queues to consume, highest priority first (CLI: comma-separated).", validator=_queue_list,
-      cli=("--queues", "-q")),
+      cli=("--queues", "-q"),
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
     S("workers", "imports", list, [], "Modules imported at start-up to register tasks (CLI: repeatable).",
-      validator=_modules, cli=("--import", "-i")),
+      validator=_modules, cli=("--import", "-i"),
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
+    S("workers", "tasks", list, [],
+      "Tasks to register as `module:function` paths; with auto_register.enabled = false only these "
+      "are registered (their modules are imported too).", validator=_task_paths,
+      proof="tests/test_master_settings.py::test_auto_register_off_registers_only_the_listed_tasks"),
     S("workers", "max_tasks_per_child", int, 0, "Jobs after which a worker process is replaced; 0 = unlimited.",
-      min=0, cli=("--max-tasks-per-child",)),
+      min=0, cli=("--max-tasks-per-child",),
+      proof="tests/test_master_recycle.py::test_worker_recycled_after_max_tasks"),
     S("workers", "max_memory_per_child", int, 0,
       "Resident memory (MiB) above which a worker process is replaced after its job; 0 = unlimited.",
-      min=0, cli=("--max-memory-per-child",)),
+      min=0, cli=("--max-memory-per-child",),
+      proof="tests/test_master_recycle.py::test_worker_recycled_at_its_memory_limit"),
     S("workers", "worker_prefix", str, "worker", "Prefix of worker ids (`<prefix>-<host>-<pid>`).",
-      validator=_identifier, cli=("--worker-prefix",)),
+      validator=_identifier, cli=("--worker-prefix",),
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
     S("workers", "lease_seconds", float, 30.0,
       "Seconds a fetched job stays leased to its worker; the lease is extended while the job runs.",
-      min=1, max=86400),
+      min=1, max=86400,
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
     S("workers", "max_stalls", int, 3,
       "Times a job may lose its worker (crash, kill, expired lease) and be put back in its queue; "
-      "the next loss moves it to the dead letter as a poison pill.", min=0),
+      "the next loss moves it to the dead letter as a poison pill.", min=0,
+      proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
     S("workers", "hung_timeout", float, 60.0,
-      "Seconds without a heartbeat after which the supervisor kills a worker process; 0 = never.", min=0),
+      "Seconds without a heartbeat after which the supervisor kills a worker process; 0 = never.", min=0,
+      proof="tests/test_master_chaos.py::test_sigstopped_worker_is_killed_and_its_jobs_run_elsewhere"),
     # [autoscaler]
     S("autoscaler", "enabled", bool, False, "Let the supervisor grow and shrink the worker count.",
-      cli=("--enable-autoscaler", "-a")),
+      cli=("--enable-autoscaler", "-a"),
+      owner="issue 12"),
     S("autoscaler", "min_workers", int, 1, "Fewest worker processes the autoscaler keeps (per supervisor).",
-      min=1, max=1024, cli=("--autoscaler-min-workers",)),
+      min=1, max=1024, cli=("--autoscaler-min-workers",),
+      owner="issue 12"),
     S("autoscaler", "max_workers", int, 10, "Most worker processes the autoscaler starts (per supervisor).",
-      min=1, max=1024, cli=("--autoscaler-max-workers",)),
+      min=1, max=1024, cli=("--autoscaler-max-workers",),
+      owner="issue 12"),
     S("autoscaler", "scale_up_count", int, 4,
       "Largest number of workers one scale-up adds; the step itself is sized in proportion to the "
-      "pressure (ceil(workers x metric / threshold), as Kubernetes' HPA does).", min=1, max=1024),
+      "pressure (ceil(workers x metric / threshold), as Kubernetes' HPA does).", min=1, max=1024,
+      owner="issue 12"),
     S("autoscaler", "scale_down_count", int, 1,
-      "Largest number of workers one scale-down retires (idle ones only, gracefully).", min=1, max=1024),
+      "Largest number of workers one scale-down retires (idle ones only, gracefully).", min=1, max=1024,
+      owner="issue 12"),
     S("autoscaler", "sample_interval", float, 5.0,
-      "Seconds between two autoscaler samples (one Redis round trip each).", min=0.2, max=300),
+      "Seconds between two autoscaler samples (one Redis round trip each).", min=0.2, max=300,
+      owner="issue 12"),
     S("autoscaler", "scale_up_threshold", float, 5.0,
       "Older flat key: waiting jobs per worker above which the autoscaler adds workers.", min=0,
-      cli=("--autoscaler-scale-up-threshold",)),
+      cli=("--autoscaler-scale-up-threshold",),
+      owner="issue 12"),
     S("autoscaler", "scale_down_threshold", float, 1.0,
-      "Older flat key: waiting jobs per worker below which the autoscaler removes workers.", min=0),
+      "Older flat key: waiting jobs per worker below which the autoscaler removes workers.", min=0,
+      owner="issue 12"),
     # [autoscaler.scaling_triggers]
     S(TRIG, "queue_pressure_threshold", float, 0.75,
       "Waiting jobs per worker, weighted by queue priority (first queue 1.5x ... last 0.5x), above which "
-      "the autoscaler scales up.", min=0),
+      "the autoscaler scales up.", min=0,
+      owner="issue 12"),
     S(TRIG, "worker_utilization_threshold", float, 0.80,
-      "Busy fraction of the job slots above which the autoscaler scales up.", **RATE),
+      "Busy fraction of the job slots above which the autoscaler scales up.", **RATE,
+      owner="issue 12"),
     S(TRIG, "task_complexity_threshold", float, 1.5,
       "Ratio of the last minute's mean run time to its baseline (10-minute average) above which a "
-      "loaded pool scales up.", min=0),
+      "loaded pool scales up.", min=0,
+      owner="issue 12"),
     S(TRIG, "error_rate_threshold", float, 0.05,
       "Share of the last minute's jobs that failed above which scale-up is held back (more workers do "
-      "not fix a failing dependency).", **RATE),
+      "not fix a failing dependency).", **RATE,
+      owner="issue 12"),
     S(TRIG, "memory_pressure_threshold", float, 512.0,
       "Mean unique memory (USS, MiB) per worker above which scale-up is held back and the idle worker "
-      "using the most is recycled; 0 = off.", min=0),
+      "using the most is recycled; 0 = off.", min=0,
+      owner="issue 12"),
     S(TRIG, "enable_adaptive_thresholds", bool, False,
-      "Move the thresholds toward the [autoscaler.target_sla] targets, once per adaptation window."),
-    S(TRIG, "learning_rate", float, 0.1, "Fraction by which one adaptive step moves the thresholds.", **RATE),
+      "Move the thresholds toward the [autoscaler.target_sla] targets, once per adaptation window.",
+      owner="issue 12"),
+    S(TRIG, "learning_rate", float, 0.1, "Fraction by which one adaptive step moves the thresholds.", **RATE,
+      owner="issue 12"),
     S(TRIG, "adaptation_window_minutes", int, 30,
-      "Minutes of samples one adaptive step judges against the SLA targets.", min=1),
+      "Minutes of samples one adaptive step judges against the SLA targets.", min=1,
+      owner="issue 12"),
     S(TRIG, "scale_up_cooldown_seconds", float, 60.0, "Seconds after a scaling step before the next scale-up.",
-      min=0, aliases=("autoscaler.scale_up_cooldown",)),
+      min=0, aliases=("autoscaler.scale_up_cooldown",),
+      owner="issue 12"),
     S(TRIG, "scale_down_cooldown_seconds", float, 300.0,
       "Seconds after a scaling step before the next scale-down.", min=0,
-      aliases=("autoscaler.scale_down_cooldown",)),
+      aliases=("autoscaler.scale_down_cooldown",),
+      owner="issue 12"),
     S(TRIG, "consecutive_signals_required", int, 2,
       "Consecutive samples with the same scaling signal needed before a step.",
-      min=1, max=1000, cli=("--autoscaler-consecutive-signals",)),
+      min=1, max=1000, cli=("--autoscaler-consecutive-signals",),
+      owner="issue 12"),
     # [autoscaler.target_sla]
     S(SLA, "max_p95_latency_ms", float, 5000.0,
-      "Target 95th percentile latency (queue wait + run time, ms) adaptive tuning steers toward.", min=0),
+      "Target 95th percentile latency (queue wait + run time, ms) adaptive tuning steers toward.", min=0,
+      owner="issue 12"),
     S(SLA, "min_success_rate", float, 0.95,
-      "Target share of jobs that succeed; the error-rate threshold moves toward 1 - this.", **RATE),
+      "Target share of jobs that succeed; the error-rate threshold moves toward 1 - this.", **RATE,
+      owner="issue 12"),
     S(SLA, "max_queue_wait_time_ms", float, 10000.0,
-      "Target 95th percentile queue wait (ms) adaptive tuning steers toward.", min=0),
+      "Target 95th percentile queue wait (ms) adaptive tuning steers toward.", min=0,
+      owner="issue 12"),
     S(SLA, "target_worker_utilization", float, 0.70,
       "Busy fraction of the job slots the autoscaler sizes the pool for (scale-up and scale-down).",
-      **RATE),
+      **RATE,
+      owner="issue 12"),
     # [scheduler], [auto_register]
     S("scheduler", "enabled", bool, False, "Run the scheduler that moves delayed jobs to their queues.",
-      cli=("--enable-scheduler", "-s")),
-    S("scheduler", "tick_interval", float, 1.0, "Seconds between two scheduler polls for due jobs.", min=0.05, max=3600),
+      cli=("--enable-scheduler", "-s"),
+      owner="issue 17"),
+    S("scheduler", "tick_interval", float, 1.0, "Seconds between two scheduler polls for due jobs.", min=0.05, max=3600,
+      owner="issue 17"),
     S("scheduler", "misfire_grace", float, 60.0,
       "Seconds a periodic slot may be late and still fire on its own; older slots are misfires, "
-      "handled by each schedule's `misfire` policy.", min=0, max=86400),
-    S("auto_register", "enabled", bool, True, "Register tasks decorated with @task when their module is imported."),
+      "handled by each schedule's `misfire` policy.", min=0, max=86400,
+      owner="issue 17"),
+    S("auto_register", "enabled", bool, True,
+      "Register every task decorated with @task when its module is imported; false: only the tasks "
+      "named in workers.tasks.",
+      proof="tests/test_master_settings.py::test_auto_register_off_registers_only_the_listed_tasks"),
     # [web] (alias [actix])
     S("web", "enabled", bool, False,
       "Let `task-worker worker` serve the HTTP API from a supervised child process (respawned like a "
-      "worker) on `bind`:`port`; `task-worker worker --http ADDR:PORT` turns it on too."),
+      "worker) on `bind`:`port`; `task-worker worker --http ADDR:PORT` turns it on too.",
+      owner="issue 11"),
     S("web", "auto_configure_routes", bool, True,
       "Let `task-worker web` and the worker's HTTP child serve the API; false refuses to start them "
-      "(the routes are then only served where your own app mounts `taskqueue.web.create_app`)."),
+      "(the routes are then only served where your own app mounts `taskqueue.web.create_app`).",
+      owner="issue 11"),
     S("web", "route_prefix", str, "/tasks",
       "URL prefix of the HTTP routes (`/tasks/health`); empty when your app mounts the API under a "
-      "path of its own.", validator=_route),
+      "path of its own.", validator=_route,
+      owner="issue 11"),
     S("web", "enable_metrics", bool, True,
-      "Serve the metrics routes (`/metrics...`, `/stats`, `/sla`) and Prometheus; false: 404."),
-    S("web", "enable_health_check", bool, True, "Serve `/health`; false: 404."),
+      "Serve the metrics routes (`/metrics...`, `/stats`, `/sla`) and Prometheus; false: 404.",
+      owner="issue 11"),
+    S("web", "enable_health_check", bool, True, "Serve `/health`; false: 404.",
+      owner="issue 11"),
     S("web", "bind", str, "127.0.0.1", "Address the HTTP server listens on (loopback by default).",
-      cli=("--bind",)),
-    S("web", "port", int, 3000, "Port the HTTP server listens on.", min=1, max=65535, cli=("--port",)),
+      cli=("--bind",),
+      owner="issue 11"),
+    S("web", "port", int, 3000, "Port the HTTP server listens on.", min=1, max=65535, cli=("--port",),
+      owner="issue 11"),
     S("web", "token", str, "",
       "Bearer token the HTTP write actions (retry, delete, pause, resume, purge, scale) require; "
-      "empty = write actions disabled. Never logged.", secret=True),
+      "empty = write actions disabled. Never logged.", secret=True,
+      owner="issue 11"),
     # [metrics]
     S("metrics", "enabled", bool, True,
       "Export metrics: the HTTP metrics routes, Prometheus and the `performance_metric` log records; "
-      "false: none of them (the scripts' counters are kept regardless)."),
+      "false: none of them (the scripts' counters are kept regardless).",
+      owner="issue 11"),
     S("metrics", "export_interval", float, 60.0,
       "Seconds between two `performance_metric` log records (Prometheus is scraped, never pushed).",
-      min=1, max=86400),
+      min=1, max=86400,
+      owner="issue 11"),
     S("metrics", "collect_scaling_metrics", bool, True,
-      "Serve the autoscaler's state (`/metrics/autoscaler`, the `autoscaler` key of `/metrics`)."),
+      "Serve the autoscaler's state (`/metrics/autoscaler`, the `autoscaler` key of `/metrics`).",
+      owner="issue 11"),
     S("metrics", "collect_sla_metrics", bool, True,
       "Serve the SLA status against `[autoscaler.target_sla]` (`/sla`, `sla_metrics` of `/health`, "
-      "the `taskqueue_sla_*` gauges)."),
+      "the `taskqueue_sla_*` gauges).",
+      owner="issue 11"),
     S("metrics", "collect_adaptive_threshold_metrics", bool, False,
-      "Include the autoscaler's adapted thresholds in its state as the API serves it."),
+      "Include the autoscaler's adapted thresholds in its state as the API serves it.",
+      owner="issue 11"),
     # [logging]
-    S("logging", "level", str, "INFO", "Log level (case-insensitive).", choices=LOG_LEVELS,
-      cli=("--log-level",), env_aliases=("LOG_LEVEL",), normalize=_upper),
+    S("logging", "level", str, "INFO", "Log level (case-insensitive); TRACE logs below DEBUG, WARN = WARNING.", choices=LOG_LEVELS,
+      cli=("--log-level",), env_aliases=("LOG_LEVEL",), normalize=_upper,
+      proof="tests/test_logs.py::test_configure_from_env"),
     S("logging", "format", str, "compact", "Log line format.", choices=LOG_FORMATS, cli=("--log-format",),
-      env_aliases=("LOG_FORMAT",), normalize=_lower),
-    S("logging", "enable_task_lifecycle", bool, True, "Log every job lifecycle event (started, succeeded, ...)."),
-    S("logging", "enable_performance_monitoring", bool, False, "Log job durations and resource use."),
-    S("logging", "enable_error_chain_analysis", bool, True, "Attach the exception chain to failure records."),
+      env_aliases=("LOG_FORMAT",), normalize=_lower,
+      proof="tests/test_logs.py::test_configure_from_config"),
+    S("logging", "enable_task_lifecycle", bool, True, "Log every job lifecycle event (started, succeeded, ...).",
+      proof="tests/test_logs.py::test_configure_from_env"),
+    S("logging", "enable_performance_monitoring", bool, False,
+      "Each worker process logs a `performance_metric` record every performance_interval seconds: "
+      "throughput, run and wait time percentiles, slot utilisation.",
+      proof="tests/test_perf_metrics.py::test_performance_metric_records_appear"),
+    S("logging", "performance_interval", float, 60.0,
+      "Seconds between two `performance_metric` records of a worker process.", min=0.1, max=86400,
+      proof="tests/test_perf_metrics.py::test_performance_metric_records_appear"),
+    S("logging", "enable_error_chain_analysis", bool, True, "Attach the exception chain (`error_chain`: type and message of each cause) to failure records.",
+      proof="tests/test_worker_logs.py::test_error_chain_switch"),
     # [alerts]
-    S("alerts", "max_queue_pressure_score", float, 2.0, "Alert when queue pressure exceeds this.", min=0),
+    S("alerts", "max_queue_pressure_score", float, 2.0, "Alert when queue pressure exceeds this.", min=0,
+      owner="issue 11"),
     S("alerts", "min_worker_utilization", float, 0.10, "Alert when workers are busier than this less often.",
-      **RATE),
-    S("alerts", "max_worker_utilization", float, 0.95, "Alert when worker utilization exceeds this.", **RATE),
-    S("alerts", "max_scaling_frequency_per_hour", int, 10, "Alert when the autoscaler scales more often.", min=0),
+      **RATE,
+      owner="issue 11"),
+    S("alerts", "max_worker_utilization", float, 0.95, "Alert when worker utilization exceeds this.", **RATE,
+      owner="issue 11"),
+    S("alerts", "max_scaling_frequency_per_hour", int, 10, "Alert when the autoscaler scales more often.", min=0,
+      owner="issue 11"),
     # [limits]
     S("limits", "max_payload_bytes", int, 1024 * 1024, "Largest encoded job payload accepted by enqueue.",
-      min=1024, max=512 * 1024 * 1024),
+      min=1024, max=512 * 1024 * 1024,
+      proof="tests/test_settings.py::test_max_payload_bytes_is_the_enqueue_limit"),
 ]
 # fmt: on
 

@@ -113,6 +113,7 @@ class WorkerHandle:
             "busy": self.busy,
             "slots": self.slots,
             "processed": self.processed,
+            "beat_s": round(time.monotonic() - self.last_beat, 3),
             "jobs": [
                 {"id": j[0], "task": j[3], "running_s": round(now - j[4], 3)} for j in self.jobs
             ],  # fmt: skip

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .periodic import schedule_records
-from .spawn import import_tasks
+from .taskload import load_tasks
 
 if TYPE_CHECKING:
     from .arbiter import Arbiter
@@ -42,7 +42,7 @@ class Reloader:
         m.notify.reloading()
         try:
             cfg = m.load_config()
-            import_tasks(cfg.workers.imports)
+            load_tasks(cfg)
             schedule_records(cfg)  # a schedule naming an unknown task is refused here too
         except (ConfigError, ImportError, Exception) as exc:  # noqa: BLE001 - keep the old one
             m.notify.ready()

@@ -2,11 +2,10 @@
 
 Duties:
 1. ``WorkerSpec``: what a worker process needs, taken from the configuration at fork time.
-2. ``import_tasks``: import the task modules once, in the master, before any fork.
-3. ``fork_worker``: fork with the master's signals blocked (so no signal reaches the child
+2. ``fork_worker``: fork with the master's signals blocked (so no signal reaches the child
    while it still has the master's handlers), give the child its ends of two pipes and close
    the master's fds in it, run ``child.run_child`` and ``os._exit`` with its code.
-4. ``BootGuard``: exponential back-off after workers die before they report "up"; after
+3. ``BootGuard``: exponential back-off after workers die before they report "up"; after
    ``MAX_BOOT_FAILURES`` in a row it halts spawning until a reload (HUP) resets it.
 """
 
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 import logging
 import os
 import signal
@@ -63,7 +61,7 @@ class WorkerSpec:
             queues=list(w.queues),
             concurrency=w.max_concurrent_tasks,
             grace=w.shutdown_grace_period,
-            beat=min(1.0, w.heartbeat_interval),
+            beat=w.heartbeat_interval,
             lease_ms=int(w.lease_seconds * 1000),
             max_stalls=w.max_stalls,
             imports=list(w.imports),
@@ -80,14 +78,6 @@ class WorkerSpec:
             hook = getattr(sys.modules.get(name.split(":")[0]), BOOT_HOOK, None)
             if callable(hook):
                 hook()
-
-
-def import_tasks(modules: Iterable[str]) -> None:
-    """Import the task modules (``pkg.mod`` or ``pkg.mod:attr``); the cwd is importable."""
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for name in modules:
-        importlib.import_module(name.split(":")[0])
 
 
 def fork_worker(

@@ -64,6 +64,8 @@ class Acker:
                     w.settled(r)
                     ms = (time.monotonic() - r.started) * 1000
                     if acked:
+                        if w.perf is not None:
+                            w.perf.record(ms, r.job.wait_ms, True)
                         logs.lifecycle(log, "succeeded", task_id=r.job.id, task_name=r.job.task,
                                        queue=r.job.queue, attempt=r.job.attempts,
                                        worker=w.name, duration_ms=ms)  # fmt: skip
@@ -98,7 +100,9 @@ class Acker:
         if state == "lost":
             log.warning("job %s failed after its lease was lost; outcome discarded", job.id)
             return
+        if w.perf is not None:
+            w.perf.record(ms, job.wait_ms, False)
         kind = {"scheduled": "retrying", "dead": "dead"}.get(state or "", "failed")
         logs.lifecycle(log, event or kind, task_id=job.id, task_name=job.task, queue=job.queue,
                        attempt=job.attempts, worker=w.name, duration_ms=ms, exc=exc,
-                       error=error)  # fmt: skip
+                       error=error, outcome=state or "failed", retry_in_ms=delay_ms)  # fmt: skip

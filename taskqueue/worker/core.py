@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from .. import queue_names
+from .. import logs, queue_names
 from ..broker import Broker, Leased
 from ..client import TaskQueue
 from ..connection import RedisSettings
@@ -38,6 +38,8 @@ from .fetcher import Fetcher
 from .hooks import WorkerHooks
 from .leases import LeaseKeeper
 from .link import RedisLink
+from .perf import PerfWindow
+from .perf import run as perf_loop
 from .running import Running
 
 log = logging.getLogger("taskqueue.worker")
@@ -92,6 +94,8 @@ class Worker:
         self.executor = Executor(self, max_concurrent_tasks)
         self.acker = Acker(self)
         self.leases = LeaseKeeper(self)
+        #: Performance window (logging.enable_performance_monitoring), None when off.
+        self.perf: PerfWindow | None = None
 
     # -- public --------------------------------------------------------------------------------
     def run(self, burst: bool = False) -> None:
@@ -132,6 +136,14 @@ class Worker:
         timers = []
         if self.standalone:
             timers = [asyncio.create_task(supervised("lease keeper", self.leases.run))]
+        interval = logs.performance_interval()
+        if interval is not None:
+            self.perf = PerfWindow(self.max_concurrent)
+            timers.append(
+                asyncio.create_task(
+                    supervised("performance log", lambda: perf_loop(self, interval))
+                )
+            )
         log.info("worker %s started, queues=%s, concurrency=%d", self.name, ",".join(self.queues),
                  self.max_concurrent)  # fmt: skip
         try:
