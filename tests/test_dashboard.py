@@ -51,9 +51,13 @@ def _give_token_if_asked(page) -> None:
 def test_dashboard_end_to_end(browser, redis_url, masters, web, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     gate.touch()
-    master = masters(redis_url, "-w", "2", "-q", "default,low_priority", imports=TASKS)
+    master = masters(redis_url, "-w", "2", "-q", "default,low_priority", "-a",
+                     "--autoscaler-min-workers", "2", "--autoscaler-max-workers", "4",
+                     imports=TASKS)  # fmt: skip
     master.wait_workers(2, timeout=60)
-    server = web(redis_url, env={"TASKQUEUE_WEB__TOKEN": TOKEN})
+    server = web(
+        redis_url, env={"TASKQUEUE_WEB__TOKEN": TOKEN, "TASKQUEUE_AUTOSCALER__ENABLED": "true"}
+    )
     tq = TaskQueue(redis_url)
     errors: list[str] = []
     context = browser.new_context(viewport=LAPTOP, color_scheme="light")
@@ -146,6 +150,22 @@ def test_dashboard_end_to_end(browser, redis_url, masters, web, tmp_path: Path) 
         assert bg == "rgb(15, 18, 24)", f"dark theme not applied: {bg}"
         small.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
         phone.close()
+
+        # Delete takes two clicks; "Retry all" empties the dead letter and the jobs run.
+        doomed = tq.enqueue_with(gated, (str(gate),), max_retries=0)
+        row = page.locator(f'[data-dead-id="{doomed}"]')
+        row.wait_for(timeout=WAIT_MS)
+        row.locator('button[data-action="delete"]').click()
+        assert tq.status(doomed).state == "dead", "one click does not delete"
+        row.locator('button[data-action="delete"]', has_text="Confirm delete").click()
+        row.wait_for(state="detached", timeout=WAIT_MS)
+        assert tq.redis.zscore(tq.keys.dead, doomed) is None
+        left = [i.decode() for i in tq.redis.zrange(tq.keys.dead, 0, -1)]
+        assert len(left) == 1
+        gate.unlink()
+        page.click("#retry-all")
+        page.locator("#dead [data-dead-id]").first.wait_for(state="detached", timeout=WAIT_MS)
+        assert tq.result(left[0], timeout=60) == "passed"
     finally:
         context.close()
         tq.close()

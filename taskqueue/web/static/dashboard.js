@@ -177,9 +177,10 @@ function queueChart(queues) {
 
 function workersChart() {
   const svg = $("#workers-chart");
-  const [w, hgt] = size(svg);
   const values = state.workersSeen.map((p) => p.n);
-  if (values.length < 2) { svg.replaceChildren(); return; }
+  svg.style.display = values.length < 2 ? "none" : "";
+  if (values.length < 2) return;
+  const [w, hgt] = size(svg);
   const max = fmt.niceMax(Math.max(...values, 1));
   const line = s("polyline", { class: "line", points: fmt.linePoints(values, w, hgt - 4, max) });
   const label = s("text", { x: 2, y: 10 });
