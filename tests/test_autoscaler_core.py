@@ -219,3 +219,34 @@ def test_adaptive_thresholds_converge_toward_the_sla_and_stay_in_bounds() -> Non
 def test_priority_weights() -> None:
     assert priority_weights(["a", "b", "c"]) == {"a": 1.5, "b": 1.0, "c": 0.5}
     assert priority_weights(["only"]) == {"only": 1.0}
+
+
+def test_recommendations_speak_plainly_about_each_signal() -> None:
+    from taskqueue.autoscaler.reader import recommendations
+    from taskqueue.metrics import (
+        MasterMetrics,
+        MetricsSnapshot,
+        QueueMetrics,
+        Window,
+        WorkerMetrics,
+    )
+
+    def worker(i: int, busy: int) -> WorkerMetrics:
+        return WorkerMetrics("h:1", i, 100 + i, "running", busy, 10, 0, 900 * 2**20, 0.0, 0)
+
+    auto = {"enabled": True, "pinned": 2, "thresholds": Thresholds().as_dict()}
+    master = MasterMetrics("h:1", "h", 1, 0.0, ("default",), 2, 2, (worker(1, 10), worker(2, 10)),
+                           autoscaler=auto)  # fmt: skip
+    failing = Window(1, 60.0, {"succeeded": 10, "failed": 10})
+    snap = MetricsSnapshot(0, {"default": QueueMetrics("default", queued=50, windows={1: failing})},
+                           masters=(master,))  # fmt: skip
+    text = "\n".join(recommendations(snap))
+    assert "pinned at 2 workers" in text and "tqctl autoscaler unpin --master h:1" in text
+    assert "50% of the jobs" in text and "more workers will not help" in text
+    assert "900 MiB each" in text and "--max-memory-per-child" in text
+    assert "50 job(s) wait for 2 worker(s)" in text and "about 5 more worker(s)" in text
+    assert "100% busy" in text
+    calm = MetricsSnapshot(0, {"default": QueueMetrics("default")},
+                           masters=(MasterMetrics("h:1", "h", 1, 0.0, ("default",), 1, 1, (worker(1, 5),)),))  # fmt: skip
+    assert recommendations(calm) == ["Workers use 900 MiB each (level 512 MiB): set --max-memory-per-child "
+                                     "to recycle them, or look for a leak."]  # fmt: skip

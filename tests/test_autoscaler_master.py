@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from taskqueue import TaskQueue
-from taskqueue.autoscaler.reader import get_scaling_recommendations
+from taskqueue.autoscaler import get_scaling_recommendations
 from taskqueue.broker import Broker
 from taskqueue.cli.tqctl import main
 from taskqueue.keys import Keys

@@ -11,6 +11,7 @@ plain-language advice from the current metrics.
 from .adaptive import Adjustment, Window
 from .decide import Decision, State, decide
 from .policy import SLA, Policy, Thresholds
+from .reader import get_scaling_recommendations
 from .sample import Sample, Signals
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "Thresholds",
     "Window",
     "decide",
+    "get_scaling_recommendations",
 ]

@@ -29,7 +29,8 @@ example:
 
 signals of the master:
   TERM graceful stop; INT the same (twice: fast); QUIT fast stop; HUP rolling reload;
-  TTIN/TTOU one worker more/less; TSTP quiet (stop fetching), CONT resume;
+  TTIN/TTOU one worker more/less (with --enable-autoscaler this pins the count until
+  `tqctl autoscaler unpin`); TSTP quiet (stop fetching), CONT resume;
   USR1 reopen log files; USR2 dump stacks of the master and the workers.
 """
 
