@@ -58,10 +58,21 @@ def trace(quick: bool) -> list[tuple[float, int]]:
 def run_mode(mode: str, args: argparse.Namespace) -> dict:
     srv = RedisServer().start()
     tq = TaskQueue(srv.url)
-    flags = ["-w", str(args.min if mode != "max" else args.max), "--max-concurrent-tasks", str(args.slots)]
+    flags = [
+        "-w",
+        str(args.min if mode != "max" else args.max),
+        "--max-concurrent-tasks",
+        str(args.slots),
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQUEUE_")}
     if mode == "auto":
-        flags += ["-a", "--autoscaler-min-workers", str(args.min), "--autoscaler-max-workers", str(args.max)]
+        flags += [
+            "-a",
+            "--autoscaler-min-workers",
+            str(args.min),
+            "--autoscaler-max-workers",
+            str(args.max),
+        ]
         env.update(AUTO_ENV)
     log = open(RESULTS / "logs" / f"autoscale-{mode}.log", "wb")  # noqa: SIM115
     master = subprocess.Popen(
@@ -89,7 +100,13 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
     producer.start()
     series = []
     while (t := time.monotonic() - start) < horizon:
-        series.append({"t": round(t, 2), "queued": tq.redis.llen(tq.keys.ready("default")), "workers": workers()})
+        series.append(
+            {
+                "t": round(t, 2),
+                "queued": tq.redis.llen(tq.keys.ready("default")),
+                "workers": workers(),
+            }
+        )
         time.sleep(0.5)
     producer.join()
     wait_for(lambda: tq.redis.llen(tq.keys.ready("default")) == 0 and not tq.redis.zcard(tq.keys.active("default")),
@@ -111,7 +128,13 @@ def _jobs(tq: TaskQueue, ids: list[str], start: float) -> list[dict]:
     out = []
     for state, enq, started in pipe.execute():
         if enq and started:
-            out.append({"state": state.decode(), "t": int(enq) / 1000 - wall0, "wait_ms": int(started) - int(enq)})
+            out.append(
+                {
+                    "state": state.decode(),
+                    "t": int(enq) / 1000 - wall0,
+                    "wait_ms": int(started) - int(enq),
+                }
+            )
     return out
 
 
@@ -143,7 +166,9 @@ def chart(results: list[dict], path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("[bench] matplotlib not installed (pip install matplotlib): no chart", file=sys.stderr)
+        print(
+            "[bench] matplotlib not installed (pip install matplotlib): no chart", file=sys.stderr
+        )
         return
     fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
     labels = {"auto": "autoscaler", "min": "fixed min", "max": "fixed max"}
@@ -182,8 +207,15 @@ def main() -> int:
         results.append(r)
         print(f"{mode:>4}: {r['done']}/{r['enqueued']} done, wait p95 {r['wait_p95_ms']} ms "
               f"(max {r['wait_max_ms']}), {r['worker_seconds']} worker-s, up to {r['max_workers_seen']} workers")  # fmt: skip
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    out = {"commit": commit.stdout.strip(), "args": vars(args), "auto_env": AUTO_ENV, "results": results}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    out = {
+        "commit": commit.stdout.strip(),
+        "args": vars(args),
+        "auto_env": AUTO_ENV,
+        "results": results,
+    }
     path = RESULTS / f"autoscale-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(out, indent=1))
     print(f"[bench] results: {path.relative_to(ROOT)}")

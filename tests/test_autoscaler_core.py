@@ -250,3 +250,43 @@ def test_recommendations_speak_plainly_about_each_signal() -> None:
                            masters=(MasterMetrics("h:1", "h", 1, 0.0, ("default",), 1, 1, (worker(1, 5),)),))  # fmt: skip
     assert recommendations(calm) == ["Workers use 900 MiB each (level 512 MiB): set --max-memory-per-child "
                                      "to recycle them, or look for a leak."]  # fmt: skip
+
+
+def test_prometheus_autoscaler_families_follow_the_published_state() -> None:
+    from taskqueue.metrics import MasterMetrics, MetricsSnapshot
+    from taskqueue.web.prom import autoscaler_families
+
+    state = {"enabled": True, "pinned": 3, "metrics": {"queue_pressure": 2.5},
+             "thresholds": {"queue_pressure": 0.7}, "initial_thresholds": {"queue_pressure": 0.75},
+             "cooldown_left": {"up": 12.0, "down": 0.0}, "decisions": {"up": 2, "down": 1}}  # fmt: skip
+    snap = MetricsSnapshot(0, masters=(
+        MasterMetrics("a:1", "a", 1, 0.0, ("default",), 3, 3, autoscaler=state),
+        MasterMetrics("b:2", "b", 2, 0.0, ("default",), 1, 1, autoscaler={"enabled": False}),
+    ))  # fmt: skip
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in autoscaler_families(snap, initial=True) for s in fam.samples}  # fmt: skip
+    assert samples[("taskqueue_autoscaler_enabled", (("master", "a:1"),))] == 1
+    assert samples[("taskqueue_autoscaler_enabled", (("master", "b:2"),))] == 0
+    assert samples[("taskqueue_autoscaler_pinned_workers", (("master", "a:1"),))] == 3
+    assert (
+        samples[
+            ("taskqueue_autoscaler_threshold", (("master", "a:1"), ("metric", "queue_pressure")))
+        ]
+        == 0.7
+    )
+    assert samples[("taskqueue_autoscaler_initial_threshold",
+                    (("master", "a:1"), ("metric", "queue_pressure")))] == 0.75  # fmt: skip
+    assert (
+        samples[("taskqueue_autoscaler_metric", (("master", "a:1"), ("metric", "queue_pressure")))]
+        == 2.5
+    )
+    assert (
+        samples[("taskqueue_autoscaler_cooldown_seconds", (("direction", "up"), ("master", "a:1")))]
+        == 12
+    )
+    assert (
+        samples[("taskqueue_autoscaler_decisions_total", (("master", "a:1"), ("outcome", "up")))]
+        == 2
+    )
+    hidden = {f.name for f in autoscaler_families(snap, initial=False)}
+    assert "taskqueue_autoscaler_initial_threshold" not in hidden

@@ -47,6 +47,8 @@ class Autoscale:
         self.last: Decision | None = None
         self.next_at = 0.0
         self._last_hold: tuple[str, ...] = ()
+        #: Decisions since start by outcome: up, down (applied), refused, recycle.
+        self.counts = {"up": 0, "down": 0, "refused": 0, "recycle": 0}
 
     def configure(self, cfg: Any) -> None:
         self.enabled = cfg.autoscaler.enabled
@@ -114,9 +116,13 @@ class Autoscale:
         # A refused claim counts as a step too: another master just answered this load.
         self.state, self.last = state, decision
         if outcome == "applied":
+            self.counts[decision.action] += 1
             m.resize(decision.target, f"autoscaler: {decision.reasons[0]}")
         elif outcome == "recycle":
+            self.counts["recycle"] += 1
             self.recycle(m, now)
+        elif outcome.startswith("refused"):
+            self.counts["refused"] += 1
         self._tell(decision, outcome)
 
     def _pool(self, m: Arbiter) -> Pool:
@@ -180,5 +186,6 @@ class Autoscale:
             "sla": vars(p.sla), "baseline_ms": st.baseline_ms,
             "cooldown_left": {k: round(v, 1) for k, v in st.cooldown_left(p, now).items()},
             "signals": {"up": st.up_streak, "down": st.down_streak, "required": p.consecutive},
+            "decisions": dict(self.counts),
             "last": self.history[-1] if self.history else None, "history": list(self.history),
         }  # fmt: skip

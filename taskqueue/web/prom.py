@@ -17,6 +17,14 @@ private registry holding one ``TaskQueueCollector``. Families (seconds and bytes
   ``taskqueue_worker_processed_total{master,worker}``;
 - ``taskqueue_alert_active{alert,severity}``; ``taskqueue_sla_value{target}``,
   ``taskqueue_sla_target{target}``, ``taskqueue_sla_violated{target}``;
+- ``taskqueue_autoscaler_enabled{master}``, ``taskqueue_autoscaler_pinned_workers{master}``
+  (only while pinned), ``taskqueue_autoscaler_metric{master,metric}`` and
+  ``taskqueue_autoscaler_threshold{master,metric}`` (current, adapted) and
+  ``taskqueue_autoscaler_initial_threshold{master,metric}`` (with
+  ``collect_adaptive_threshold_metrics``), ``taskqueue_autoscaler_cooldown_seconds{master,direction}``,
+  ``taskqueue_autoscaler_decisions_total{master,outcome}`` (up, down, refused, recycle), all
+  from the state each master's autoscaler publishes in its status record; dropped when
+  ``collect_scaling_metrics`` is off;
 - ``taskqueue_redis_up``: 0 when the scrape could not read Redis (then nothing else).
 """
 
@@ -111,6 +119,10 @@ class TaskQueueCollector:
         dead.add_metric([], snap.dead)
         yield dead
         yield from self._masters(snap)
+        if self.ctx.cfg.metrics.collect_scaling_metrics:
+            yield from autoscaler_families(
+                snap, self.ctx.cfg.metrics.collect_adaptive_threshold_metrics
+            )
         yield from self._alerts_and_sla(snap)
 
     def _masters(self, snap) -> Iterator[Metric]:
@@ -156,6 +168,48 @@ class TaskQueueCollector:
             if row["value"] is not None:
                 value.add_metric([row["name"]], row["value"])
         yield from (value, target, violated)
+
+
+def autoscaler_families(snap, initial: bool) -> Iterator[Metric]:  # noqa: ANN001
+    """The autoscaler gauges, from each master's published autoscaler state."""
+    g = GaugeMetricFamily
+    on = g("taskqueue_autoscaler_enabled", "1 if the master's autoscaler is on", labels=["master"])
+    pinned = g(
+        "taskqueue_autoscaler_pinned_workers", "Worker count pinned by hand", labels=["master"]
+    )
+    metric = g(
+        "taskqueue_autoscaler_metric",
+        "A trigger metric as last sampled",
+        labels=["master", "metric"],
+    )
+    thr = g(
+        "taskqueue_autoscaler_threshold",
+        "A trigger threshold (adapted)",
+        labels=["master", "metric"],
+    )
+    start = g("taskqueue_autoscaler_initial_threshold", "A trigger threshold as configured",
+              labels=["master", "metric"])  # fmt: skip
+    cool = g(
+        "taskqueue_autoscaler_cooldown_seconds", "Cooldown left", labels=["master", "direction"]
+    )
+    steps = CounterMetricFamily("taskqueue_autoscaler_decisions", "Autoscaler decisions by outcome",
+                                labels=["master", "outcome"])  # fmt: skip
+    for m in snap.masters:
+        a = m.autoscaler or {}
+        on.add_metric([m.id], 1 if a.get("enabled") else 0)
+        if not a.get("enabled"):
+            continue
+        if a.get("pinned") is not None:
+            pinned.add_metric([m.id], a["pinned"])
+        for fam, values in ((metric, a.get("metrics")), (thr, a.get("thresholds")),
+                            (start, a.get("initial_thresholds") if initial else None)):  # fmt: skip
+            for k, v in (values or {}).items():
+                fam.add_metric([m.id, k], v)
+        for k, v in (a.get("cooldown_left") or {}).items():
+            cool.add_metric([m.id, k], v)
+        for k, v in (a.get("decisions") or {}).items():
+            steps.add_metric([m.id, k], v)
+    yield from (on, pinned, metric, thr, *((start,) if initial else ()), cool, steps)
 
 
 def render(ctx: Context) -> tuple[bytes, str]:
