@@ -70,6 +70,8 @@ class Leased:
     timeout_ms: int
     wait_ms: int
     token: str
+    #: Times its worker died while it ran: > 0 makes it a suspect, run alone (poison isolation).
+    stalls: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +154,9 @@ class Broker:
                     raw[i + 7],
                     raw[i + 8],
                     token,
+                    raw[i + 9],
                 )
-                for i in range(2, len(raw), 9)
+                for i in range(2, len(raw), 10)
             ]
             return FetchResult(raw[0], raw[1], jobs)
 

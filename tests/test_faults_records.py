@@ -96,3 +96,21 @@ def test_cancel_is_honoured_on_every_release_path(tq, path) -> None:
     assert tq.status(job_id).state == "cancelled"
     assert assert_conserved(tq.redis, [job_id]) == {"cancelled": 1}
     assert tq.run(tq.broker.fetch(["default"], 1, "tok2", "w")).jobs == []
+
+
+def test_an_unencodable_result_is_dead_lettered_at_once(client, worker_factory, reg) -> None:
+    from taskqueue import task
+
+    runs: list[int] = []
+
+    @task(name="returns_object", registry=reg, max_retries=3, retry_backoff=0.01)
+    def returns_object():
+        runs.append(1)
+        return object()
+
+    job = client.enqueue(returns_object)
+    with worker_factory():
+        wait_for(lambda: client.status(job).state == "dead", 20, "dead letter")
+    st = client.status(job)
+    assert "result cannot be stored" in st.error and "object" in st.error
+    assert len(runs) == 1, "the body (and its side effects) ran once, not once per retry"

@@ -15,8 +15,9 @@ ARGV[5] base        key prefix with hash tag, e.g. `tq:{default}:`; job records 
         where a job whose record is corrupt goes (validated before any write to it)
 ARGV[6] promote     most scheduled jobs to promote per queue in this call
 ARGV[7..] one per queue: the queue name, same order as KEYS
-Returns: {now_ms, next_due_ms, then nine per leased job: id, task, queue, payload, attempts,
-        failures, max_retries, timeout_ms, wait_ms}. next_due_ms is the earliest scheduled job
+Returns: {now_ms, next_due_ms, then ten per leased job: id, task, queue, payload, attempts,
+        failures, max_retries, timeout_ms, wait_ms, stalls}. A job with stalls > 0 (a suspect:
+        its worker died while it ran) is always the last of its batch; the caller runs it alone. next_due_ms is the earliest scheduled job
         of these queues when no job was leased, else -1 (also when none is scheduled).
 ]]
 --@include now_ms
@@ -68,10 +69,10 @@ for i = 0, nq - 1 do
     local ids = redis.call('LPOP', ready, want - got)
     local started = 0
     if ids then
-      for _, id in ipairs(ids) do
+      for k, id in ipairs(ids) do
         local job_key = base .. 'job:' .. id
         local f = redis.call('HMGET', job_key, 'task', 'payload', 'attempts', 'failures',
-          'max_retries', 'timeout_ms', 'enqueued_ms', 'due_ms', 'state')
+          'max_retries', 'timeout_ms', 'enqueued_ms', 'due_ms', 'state', 'stalls')
         local bad = corrupt_field(f)
         if bad then
           -- Validated before this job's first write: it goes to the dead letter with the reason,
@@ -97,9 +98,17 @@ for i = 0, nq - 1 do
           out[n + 7] = tonumber(f[5])
           out[n + 8] = tonumber(f[6])
           out[n + 9] = now - ready_since
+          out[n + 10] = num(f[10], 0)
           sample(queue, 'wait', now - ready_since)
           got = got + 1
           started = started + 1
+          if out[n + 10] > 0 then
+            -- A suspect (its worker died while it ran) ends the batch: the ids popped after it
+            -- go back to the head in order, and this caller fetches nothing more this time.
+            for j = #ids, k + 1, -1 do redis.call('LPUSH', ready, ids[j]) end
+            got = want
+            break
+          end
         end
       end
     end

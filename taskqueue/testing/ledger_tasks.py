@@ -14,7 +14,7 @@ import signal
 import time
 
 from ..task import task
-from .ledger import recorded
+from .ledger import Ledger, recorded
 
 
 @task(name="ledger.noop")
@@ -41,7 +41,11 @@ async def asleep(seconds: float, i: int = 0) -> int:
 @recorded
 def crash(how: str = "exit") -> None:
     """Kill the worker process running this job: ``exit`` (os._exit(1)), ``segv`` (a real
-    segmentation fault) or ``kill`` (SIGKILL to itself)."""
+    segmentation fault) or ``kill`` (SIGKILL to itself). The death is recorded in the ledger as
+    a fault of this process first: the other jobs it kills may run again."""
+    ledger = Ledger.from_env()
+    if ledger is not None:
+        ledger.fault(f"poison task ({how})", pid=os.getpid())
     if how == "segv":
         ctypes.string_at(0)
     elif how == "kill":

@@ -43,6 +43,8 @@ from .perf import run as perf_loop
 from .running import Running
 
 log = logging.getLogger("taskqueue.worker")
+#: How often a suspect waiting to run alone checks that the other jobs have finished (s).
+ALONE_POLL = 0.02
 
 
 class Worker:
@@ -82,6 +84,9 @@ class Worker:
         self.running: dict[str, Running] = {}
         #: Slots taken by jobs whose code is still running.
         self.busy = 0
+        #: Suspects held whose code has not finished: while there is one, nothing is fetched
+        #: and it runs alone (a job whose worker died while it ran may kill this one too).
+        self.suspects = 0
         self.processed = 0
         #: Outcomes recorded so far (burst mode compares it across a fetch).
         self.settled_count = 0
@@ -163,6 +168,8 @@ class Worker:
         r = Running(job, time.monotonic())
         self.running[job.id] = r
         self.busy += 1
+        if job.stalls:
+            self.suspects += 1
         r.task = asyncio.ensure_future(self.executor.execute(r))
         self.hooks.job_started(r)
 
@@ -170,7 +177,18 @@ class Worker:
         """The task's code has finished: its slot is free (the lease is kept until recorded)."""
         self.busy -= 1
         self.processed += 1
+        if r.job.stalls:
+            self.suspects -= 1
         self.wakeup.set()
+
+    async def alone(self, r: Running) -> None:
+        """Wait until suspect ``r`` is the only job held here, its code running or its outcome
+        on the way (poison isolation: if it kills the process again, no innocent job dies with
+        it, nor a finished one whose ack has not landed yet)."""
+        if len(self.running) > 1:
+            log.info("job %s lost its worker before: waiting to run it alone", r.job.id)
+        while len(self.running) > 1:
+            await asyncio.sleep(ALONE_POLL)
 
     def settled(self, r: Running) -> None:
         """The job's outcome is recorded in Redis (or abandoned): it is no longer held."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import logs
 from ..context import JobContext, set_current
-from ..errors import Reject, Retry, SoftTimeLimitExceeded
+from ..errors import Reject, Retry, SerializationError, SoftTimeLimitExceeded
 from ..redact import redact_text
 from ..registry import TaskOptions
 from ..serialization import MalformedPayload, decode_call, encode_result
@@ -72,6 +72,8 @@ class Executor:
         logs.lifecycle(log, "started", task_id=job.id, task_name=job.task, queue=job.queue,
                        attempt=job.attempts, worker=w.name)  # fmt: skip
         try:
+            if job.stalls:
+                await w.alone(r)
             if spec is None:
                 raise Reject(f"unknown task {job.task!r}: no task of that name is registered in "
                              f"this worker (imported: {', '.join(w.registry.names()) or 'none'})")  # fmt: skip
@@ -91,7 +93,11 @@ class Executor:
                 result = await self._with_timeout(work, job.timeout_ms / 1000, r)
             else:
                 result = await work
-            payload = encode_result(result)
+            try:
+                payload = encode_result(result)
+            except SerializationError as exc:
+                # Running it again would return the same: dead-letter it now, with the reason.
+                raise Reject(f"result cannot be stored: {exc}") from None
         except asyncio.CancelledError:
             if r.cancel_requested:
                 await acker.fail(r, opts, "Cancelled: cancel requested", "", retry=False)

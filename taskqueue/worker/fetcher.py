@@ -34,7 +34,7 @@ class Fetcher:
         wakeup = w.wakeup
         while not w.stopping:
             free = w.max_concurrent - w.busy
-            if free <= 0 or w.quiet:
+            if free <= 0 or w.quiet or w.suspects:
                 wakeup.clear()
                 await wakeup.wait()
                 continue

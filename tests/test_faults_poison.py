@@ -1,0 +1,52 @@
+"""Poison isolation: a task that kills its worker process is dead-lettered after its stall
+limit, and the innocent jobs that shared its process run again alone-safe, never dead."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskqueue.testing import check_ledger, wait_for
+from taskqueue.testing import ledger_tasks as lt
+
+LEDGER = ("--import", "taskqueue.testing.ledger_tasks")
+
+
+def states(tq, ids):
+    pipe = tq.redis.pipeline(transaction=False)
+    for i in ids:
+        pipe.hget(tq.keys.job(i), "state")
+    return [(s or b"?").decode() for s in pipe.execute()]
+
+
+def test_a_suspect_ends_its_batch_and_the_rest_keep_their_order(tq) -> None:
+    ids = [tq.enqueue_with("t", (i,), strict=False) for i in range(6)]
+    tq.redis.hset(tq.keys.job(ids[2]), "stalls", 1)
+    first = tq.run(tq.broker.fetch(["default"], 6, "a", "w")).jobs
+    assert [j.id for j in first] == ids[:3] and [j.stalls for j in first] == [0, 0, 1]
+    assert [i.decode() for i in tq.redis.lrange(tq.keys.ready("default"), 0, -1)] == ids[3:]
+    assert tq.redis.llen(tq.keys.wake("default")) >= 1  # another worker comes for the rest
+    second = tq.run(tq.broker.fetch(["default"], 6, "b", "w")).jobs
+    assert [j.id for j in second] == ids[3:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["segv", "exit"])
+def test_a_crashing_task_among_200_good_ones_kills_no_good_job(redis_url, tq, masters, ledger,
+                                                               how):  # fmt: skip
+    m = masters(redis_url, "-w", "2", "--max-concurrent-tasks", "10", *LEDGER, env=ledger.env())
+    m.wait_workers(2)
+    good = [tq.enqueue(lt.asleep, 0.05, i) for i in range(100)]
+    poison = tq.enqueue(lt.crash, how)
+    good += [tq.enqueue(lt.asleep, 0.05, i) for i in range(100, 200)]
+    ids = [*good, poison]
+    wait_for(lambda: all(s in ("succeeded", "dead") for s in states(tq, ids)), 120,
+             "every job finished")  # fmt: skip
+    st = tq.status(poison)
+    assert st.state == "dead" and "worker lost" in st.error, st.error
+    assert states(tq, good).count("succeeded") == 200, "no good job dead-lettered"
+    # Innocents died with the poison's first crash at most: one stall each, never more.
+    stalls = [tq.status(i).stalls for i in good]
+    assert max(stalls) <= 1, stalls
+    report = check_ledger(tq.redis, ids, ledger)
+    assert report.places == {"succeeded": 200, "dead": 1}
+    assert m.stop() == 0
