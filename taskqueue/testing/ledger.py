@@ -56,6 +56,8 @@ from ..serialization import decode_result
 from .conservation import job_places
 
 ENV = "TASKQUEUE_LEDGER"
+#: Seconds this process's clock is known to be off (set by a clock-skew test, see ``env``).
+SKEW_ENV = "TASKQUEUE_LEDGER_CLOCK_SKEW"
 #: A fault this long before a run started may still hit it: the job was leased, not started yet.
 LEASED_BEFORE_START = 2.0
 TERMINAL = ("succeeded", "failed", "cancelled", "dead")
@@ -75,16 +77,22 @@ class Ledger:
         path = os.environ.get(ENV)
         return cls(path) if path else None
 
-    def env(self) -> dict[str, str]:
-        """Environment entries that make worker processes write to this ledger."""
-        return {ENV: str(self.path)}
+    def env(self, clock_skew: float = 0.0) -> dict[str, str]:
+        """Environment entries that make worker processes write to this ledger. A test that
+        runs processes with a skewed clock (libfaketime) passes the skew, so their records
+        carry true times and order with everyone else's."""
+        env = {ENV: str(self.path)}
+        if clock_skew:
+            env[SKEW_ENV] = repr(clock_skew)
+        return env
 
     def write(self, ev: str, **fields: Any) -> None:
         """Append one record (a single ``write`` with ``O_APPEND``: lines never interleave)."""
         if self._fd is None or self._pid != os.getpid():  # reopen after a fork
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             self._pid = os.getpid()
-        line = json.dumps({"ev": ev, "t": time.time(), "pid": os.getpid(), **fields})
+        t = time.time() - float(os.environ.get(SKEW_ENV) or 0)
+        line = json.dumps({"ev": ev, "t": t, "pid": os.getpid(), **fields})
         os.write(self._fd, line.encode() + b"\n")
 
     def fault(self, kind: str, pid: int | None = None, **fields: Any) -> None:
