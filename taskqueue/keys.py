@@ -15,6 +15,8 @@ class Keys:
     """Key names of one namespace, e.g. ``tq:{default}:q:high_priority``."""
 
     __slots__ = (
+        "prefix",
+        "namespace",
         "base",
         "stats",
         "queues",
@@ -30,6 +32,7 @@ class Keys:
     def __init__(self, prefix: str = "tq", namespace: str = "default") -> None:
         if not QUEUE_NAME_RE.match(namespace) or not QUEUE_NAME_RE.match(prefix):
             raise ValueError(f"bad key prefix or namespace: {prefix!r}, {namespace!r}")
+        self.prefix, self.namespace = prefix, namespace
         #: Prefix of every key of the namespace, hash tag included.
         self.base = f"{prefix}:{{{namespace}}}:"
         self.stats = self.base + "stats"

@@ -54,6 +54,11 @@ def _targets(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply")
 
 
+def _dead_list_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", type=int, default=20, help="how many of the newest dead jobs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tqctl",
@@ -162,19 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     d = _sub(
-        subs, "dead", "list the dead letter, or retry / delete from it", "tqctl dead --limit 20"
-    )
-    d.add_argument("--limit", type=int, default=20)
-    d.add_argument("--json", action="store_true")
+        subs, "dead", "list the dead letter (`dead` or `dead list`), or retry / delete from it",
+        "tqctl dead list --limit 20",
+    )  # fmt: skip
+    _dead_list_flags(d)
     ds = d.add_subparsers(dest="action", metavar="ACTION")
-    for name, ex in (
-        ("retry", "tqctl dead retry --all"),
-        ("delete", "tqctl dead delete --all --yes"),
+    _dead_list_flags(_sub(ds, "list", "list the newest dead jobs (the same as plain `dead`)",
+                          "tqctl dead list --json"))  # fmt: skip
+    for name, ex, what in (
+        ("retry", "tqctl dead retry --all", "put it back in its queue with fresh retries"),
+        ("delete", "tqctl dead delete --all --yes", "remove it for good"),
     ):
-        s = _sub(ds, name, f"{name} one dead job or all", ex)
-        s.add_argument("id", nargs="?")
-        s.add_argument("--all", action="store_true")
-        s.add_argument("--yes", action="store_true", help="confirm deleting")
+        s = _sub(ds, name, f"{name} one dead job or all: {what}", ex)
+        s.add_argument("id", nargs="?", help="the job id (see `tqctl dead list`)")
+        s.add_argument("--all", action="store_true", help=f"{name} every dead job")
+        if name == "delete":
+            s.add_argument("--yes", action="store_true", help="confirm deleting with --all")
 
     sc = _sub(subs, "schedules",
               "list periodic schedules (next and last firing, last job's outcome), or pause, "
@@ -236,7 +244,22 @@ class Ctl:
             self.out(snap)
         else:
             print(self.render(snap))
+            self.other_namespaces(bool(snap["masters"]))
         return OK
+
+    def other_namespaces(self, here: bool) -> None:
+        """Say where masters run when it is not (only) here: the usual cause of "no master"."""
+        others = self.ctl.other_namespaces()
+        if not others:
+            return
+        names = ", ".join(f"{ns!r} ({n} master{'s' if n > 1 else ''}"
+                          f"{'' if p == self.tq.keys.prefix else f', key prefix {p!r}'})"
+                          for p, ns, n in others)  # fmt: skip
+        ns = others[0][1]
+        print(f"\nnote: {'' if here else 'no master runs in namespace '}"
+              f"{'' if here else repr(self.tq.keys.namespace) + '; '}masters also run in "
+              f"namespace {names} of this Redis. To look there, pass -c with that config file "
+              f"or set TASKQUEUE_REDIS__NAMESPACE={ns}.")  # fmt: skip
 
     def render(self, snap: dict[str, Any]) -> str:
         parts = [f"redis {redact_url(self.url)}  namespace {self.tq.keys.base}"]
@@ -405,7 +428,7 @@ class Ctl:
 
     def dead(self) -> int:
         a = self.args
-        if a.action is None:
+        if a.action in (None, "list"):
             jobs = self.tq.dead_letter(a.limit)
             if a.json:
                 self.out([vars(j) for j in jobs])
@@ -416,7 +439,7 @@ class Ctl:
             return OK
         if not a.id and not a.all:
             raise Fail(f"dead {a.action}: give a job ID or --all", USAGE)
-        if a.action == "delete" and a.all and not a.yes:
+        if a.action == "delete" and a.all and not getattr(a, "yes", False):
             raise Fail("dead delete --all removes every dead job for good; add --yes", USAGE)
         target = "all" if a.all else a.id
         n = self.tq.retry_dead(target) if a.action == "retry" else self.tq.delete_dead(target)

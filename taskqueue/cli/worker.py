@@ -18,6 +18,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from .. import __version__
 from ..config import TaskQueueConfig, add_cli_flags
 from ..errors import ConfigError
 from ..redis_errors import preflight
@@ -40,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="task-worker", description="Run taskqueue worker processes under a pre-fork master.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"task-worker {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
     worker = sub.add_parser(
         "worker", help="run a master and its worker processes", epilog=EXAMPLE,
         description="Run a master that forks, supervises and recycles worker processes.",
@@ -123,6 +124,9 @@ def no_workers(cfg: TaskQueueConfig) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # plain `task-worker`: say what it can do
+        parser.print_help()
+        return 0
     try:
         cfg = load_config(args)
     except ConfigError as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.exceptions
 
 from ..connection import MAX_BLOCK
 from ..errors import TaskQueueError
@@ -61,6 +62,29 @@ class ControlClient:
         cutoff = int(time.time() * 1000) - STALE_MS
         self.redis.zremrangebyscore(self.keys.masters, "-inf", cutoff)
         return sorted(live, key=lambda r: r["id"])
+
+    def other_namespaces(self, max_scans: int = 20) -> list[tuple[str, str, int]]:
+        """``(prefix, namespace, live masters)`` of other namespaces of this Redis where masters
+        run. Best effort: a few SCAN calls; a user whose ACL forbids them gets ``[]``."""
+        found: list[tuple[str, str, int]] = []
+        cutoff = int(time.time() * 1000) - STALE_MS
+        cursor, scans = 0, 0
+        try:
+            while True:
+                cursor, keys = self.redis.scan(cursor, match="*:{*}:masters", count=1000)
+                for raw in keys:
+                    key = raw.decode("utf-8", "replace")
+                    if key == self.keys.masters:
+                        continue
+                    live = self.redis.zcount(key, cutoff, "+inf")
+                    prefix, _, rest = key.partition(":{")
+                    if live and rest.endswith("}:masters"):
+                        found.append((prefix, rest[: -len("}:masters")], live))
+                scans += 1
+                if cursor == 0 or scans >= max_scans:
+                    return sorted(found)
+        except redis.exceptions.RedisError:
+            return []
 
     def targets(self, master: str | None, all_: bool) -> list[str]:
         live = [m["id"] for m in self.masters()]

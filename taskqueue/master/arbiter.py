@@ -30,6 +30,7 @@ from .. import __version__
 from ..broker import Broker
 from ..connection import RedisSettings
 from ..keys import Keys
+from ..redact import redact_url
 from ..registry import registry
 from . import signals
 from .autoscale import Autoscale
@@ -120,8 +121,7 @@ class Arbiter:
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> int:
         self._setup_signals()
-        log.info("master %s started: %d workers, queues=%s, generation %d", self.id,
-                 self.desired, ",".join(self.spec.queues), self.generation)  # fmt: skip
+        self._banner()
         self.ready_sent = False
         self.next_beat = self.next_control = 0.0
         self.beats = 0
@@ -145,6 +145,20 @@ class Arbiter:
         finally:
             self._finish()
         return 0
+
+    def _banner(self) -> None:
+        """Where this master works (namespace, Redis without credentials) and what it runs."""
+        tasks = ", ".join(f"{t['name']} [{t['queue']}]" for t in self.tasks) or "none"
+        log.info(
+            "master %s started: namespace %s (keys %s*) on %s, %d workers, queues=%s, generation %d; "
+            "%d task(s): %s", self.id, self.keys.namespace, self.keys.base, redact_url(self.redis_settings.url),
+            self.desired, ",".join(self.spec.queues), self.generation, len(self.tasks), tasks,
+            extra={"namespace": self.keys.namespace, "redis": redact_url(self.redis_settings.url),
+                   "tasks": {t["name"]: t["queue"] for t in self.tasks}},
+        )  # fmt: skip
+        if not self.tasks:
+            log.warning("no task is registered: name your task modules with --import / "
+                        "[workers] imports, or tasks with [workers] tasks")  # fmt: skip
 
     def _setup_signals(self) -> None:
         self.wake_r, self.wake_w = signals.install()

@@ -137,6 +137,7 @@ class ChildWorker(WorkerHooks):
             return
         for msg in msgs:
             kind = msg.get("t")
+            log.debug("from the master: %s %s", kind, msg.get("ids", msg.get("on", "")))
             if kind == "lost":
                 self.worker.on_lease_news(msg["ids"], [])
             elif kind == "cancel":

@@ -60,6 +60,7 @@ class Acker:
                 except BaseException:
                     self._acks = batch + self._acks
                     raise
+                log.debug("acked a batch of %d job(s) in one call", len(batch))
                 for (r, _), acked in zip(batch, ok or [False] * len(batch), strict=True):
                     w.settled(r)
                     ms = (time.monotonic() - r.started) * 1000

@@ -30,6 +30,7 @@ from ..client import TaskQueue
 from ..connection import RedisSettings
 from ..jobs import check_queue
 from ..keys import Keys
+from ..redact import redact_url
 from ..registry import Registry, registry
 from ..supervise import supervised
 from .acker import Acker
@@ -149,7 +150,8 @@ class Worker:
                     supervised("performance log", lambda: perf_loop(self, interval))
                 )
             )
-        log.info("worker %s started, queues=%s, concurrency=%d", self.name, ",".join(self.queues),
+        log.info("worker %s started: namespace %s on %s, queues=%s, concurrency=%d", self.name,
+                 self.keys.namespace, redact_url(self.url), ",".join(self.queues),
                  self.max_concurrent)  # fmt: skip
         try:
             await self.fetcher.run(burst)

@@ -12,12 +12,16 @@ Duties:
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .core import Worker
 
+log = logging.getLogger("taskqueue.worker")
+debug = functools.partial(log.isEnabledFor, logging.DEBUG)
 #: An idle worker fetches after this many empty blocking waits even without a wake token.
 SAFETY_FETCH_EVERY = 6
 
@@ -44,6 +48,10 @@ class Fetcher:
             res = await w.link.run(w.broker.fetch(w.queues, free, token, w.name))
             if res is None:
                 continue
+            if debug():
+                log.debug("fetch %d: leased %d of %d free slot(s)%s", self.fetches,
+                          len(res.jobs), free, "".join(f"; {j.task}[{j.id}] from {j.queue}"
+                                                       for j in res.jobs))  # fmt: skip
             for job in res.jobs:
                 w.start(job)
             if res.jobs:
@@ -89,6 +97,13 @@ class Fetcher:
         try:
             got = await pop
             w.link.reconnected()
+            if debug():
+                why = (
+                    f"wake token on {got[0].decode()}"
+                    if got
+                    else ("stop or a free slot" if stop in done else f"nothing in {timeout:.1f}s")
+                )
+                log.debug("idle wait ended: %s", why)
             return got is not None or stop in done
         except asyncio.CancelledError:
             return True

@@ -47,6 +47,8 @@ class LeaseKeeper:
             return
         res = await self.w.link.run(self.w.broker.extend(held))
         if res is not None:
+            log.debug("extended %d lease(s); lost %d, cancel asked for %d", len(held),
+                      len(res[0]), len(res[1]))  # fmt: skip
             self.news(*res)
 
     def news(self, lost: Sequence[str], cancelled: Sequence[str]) -> None:
