@@ -38,14 +38,6 @@ class PartialEnqueue(BrokerError):
         )
 
 
-class ScriptError(BrokerError):
-    """A Lua script returned a named error status."""
-
-
-class LeaseLost(BrokerError):
-    """The caller no longer holds the lease of a job (another worker owns it now)."""
-
-
 class EnqueueError(TaskQueueError):
     """A job could not be enqueued: bad arguments, queue name, task name or size."""
 

@@ -20,8 +20,6 @@ from .registry import Registry, TaskOptions
 from .serialization import encode_call
 from .task import resolve
 
-TERMINAL = frozenset({"succeeded", "failed", "dead", "cancelled"})
-STATES = ("queued", "scheduled", "active", "succeeded", "failed", "dead", "cancelled")
 _DEFAULTS = TaskOptions()
 
 

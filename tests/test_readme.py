@@ -12,7 +12,7 @@ import re
 import threading
 from pathlib import Path
 
-from taskqueue import TaskQueue
+from taskqueue import TaskQueue, set_default
 from taskqueue.registry import registry
 from taskqueue.schedules import schedules
 from taskqueue.worker import Worker
@@ -54,6 +54,7 @@ def test_readme_python_examples_run(redis_url: str, capsys) -> None:
     finally:
         worker.stop()
         thread.join(timeout=30)
+        set_default(None)
         for name in ("add", "send_email", "reports.nightly", "inventory.sync"):
             registry.remove(name)
             schedules.remove(name)

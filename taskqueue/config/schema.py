@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from taskqueue.keys import QUEUE_NAME_RE
 from taskqueue.redact import redact_url
 
 ENV_PREFIX = "TASKQUEUE_"
-QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _IDENT_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _TASK_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
 _MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_.]*)?")

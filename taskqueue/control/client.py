@@ -127,8 +127,3 @@ class ControlClient:
         return Reply(
             master, bool(reply.get("ok")), reply.get("message", ""), reply.get("data") or {}
         )
-
-    def send_all(
-        self, masters: list[str], cmd: str, args: dict[str, Any] | None = None, timeout: float = 5.0
-    ) -> list[Reply]:
-        return [self.send(m, cmd, args, timeout) for m in masters]

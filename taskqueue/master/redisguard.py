@@ -37,10 +37,6 @@ class RedisGuard:
         return self.state.since
 
     @property
-    def outages(self) -> int:
-        return self.state.count
-
-    @property
     def available(self) -> bool:
         return not self.state.down or time.monotonic() >= self._retry_at
 

@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,6 +151,3 @@ class BootGuard:
     def reset(self) -> None:
         self.booted()
         self.halted = False
-
-    def delay(self) -> float:
-        return max(0.0, self.next_at - time.monotonic())
