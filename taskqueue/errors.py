@@ -42,6 +42,10 @@ class EnqueueError(TaskQueueError):
     """A job could not be enqueued: bad arguments, queue name, task name or size."""
 
 
+class InvalidOption(EnqueueError, ValueError):
+    """A job or task option has a wrong type or an out-of-range value (the message names it)."""
+
+
 class UnknownTask(EnqueueError):
     """No task is registered under the given name."""
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import options
 from .broker import NewJob
-from .errors import InvalidQueueName, PayloadTooLarge, UnknownTask
+from .errors import InvalidOption, InvalidQueueName, PayloadTooLarge, UnknownTask
 from .keys import QUEUE_NAME_RE
 from .registry import Registry, TaskOptions
 from .serialization import encode_call
@@ -62,6 +63,17 @@ def make_job(
         )
     opts = spec.options if spec else _DEFAULTS
     queue = check_queue(opts.queue if queue is None else queue)
+    timeout = options.timeout(timeout, name)
+    max_retries = None if max_retries is None else options.retries(max_retries, name)
+    delay = None if delay is None else options.seconds("delay", delay, name, zero_ok=True)
+    at = options.at(at)
+    key = options.key(key)
+    if not isinstance(args, (tuple, list)):
+        raise InvalidOption(f"args of task {name!r} must be a tuple or list, got {args!r}")
+    if kwargs is not None and not (
+        isinstance(kwargs, dict) and all(isinstance(k, str) for k in kwargs)
+    ):
+        raise InvalidOption(f"kwargs of task {name!r} must be a dict with string keys")
     payload = encode_call(name, args, kwargs)
     if len(payload) > max_payload:
         raise PayloadTooLarge(

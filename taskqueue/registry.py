@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import options
 from .errors import RegistryError
 
 
@@ -26,6 +27,9 @@ class TaskOptions:
     #: Backoff before retry n is uniform in [0.5, 1.0] x min(cap, base * 2 ** (n - 1)) seconds.
     retry_backoff: float = 1.0
     retry_backoff_max: float = 600.0
+
+    def __post_init__(self) -> None:
+        options.task_options(self)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .errors import NoDefaultClient
+from .errors import InvalidOption, NoDefaultClient
 from .registry import Registry, TaskOptions, TaskSpec, is_async_callable, registry
 
 _OPTION_NAMES = set(TaskOptions.__dataclass_fields__)
@@ -43,6 +43,13 @@ def default_client() -> Any:
             "or TaskQueue.from_config() once at start-up, or use tq.enqueue(task, ...)"
         )
     return _default
+
+
+def _options(name: str, options: dict[str, Any]) -> TaskOptions:
+    try:
+        return TaskOptions(**options)
+    except InvalidOption as exc:
+        raise InvalidOption(f"task {name!r}: {exc}") from None
 
 
 def _origin(obj: Any) -> str:
@@ -99,7 +106,7 @@ def task(
             name=name or _origin(f),
             func=f,
             is_async=is_async_callable(f),
-            options=TaskOptions(**options),
+            options=_options(name or _origin(f), options),
             origin=_origin(f),
         )
         registry.add(spec)
@@ -139,7 +146,7 @@ class Task:
             def call(*args: Any, **kw: Any) -> Any:
                 return cls().run(*args, **kw)
 
-        cls.spec = TaskSpec(cls.name, call, is_async, TaskOptions(**options), _origin(cls))
+        cls.spec = TaskSpec(cls.name, call, is_async, _options(cls.name, options), _origin(cls))
         registry.add(cls.spec)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - overridden
