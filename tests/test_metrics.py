@@ -75,6 +75,9 @@ def test_parse_stats_splits_queues_tasks_and_histograms() -> None:
     assert got["a:b"].counts == {"failed": 1}
     assert got["@mod.add"].counts == {"succeeded": 3}
     assert got["q"].hists == {"wait_ms": {0: 5}}
+    pair = parse_stats({b"default@mod.add:succeeded": b"4", b"default@mod.add:run_ms:9": b"4"})
+    assert pair["default"].counts == pair["@mod.add"].counts == {"succeeded": 4}
+    assert pair["default"].hists == pair["@mod.add"].hists == {"run_ms": {9: 4}}
 
 
 def test_windows_add_up_whole_minutes_and_report_the_span() -> None:
@@ -126,5 +129,13 @@ def test_counts_and_depths_match_the_jobs_run(tq, reg) -> None:
     assert w.run_ms.percentile(0.5) >= 20 * 0.9375
     assert 100 * 0.9375 <= w.run_ms.percentile(0.99) <= 2000  # generous: a loaded CI machine
     assert snap.overall.totals["enqueued"] == 17
-    assert snap.tasks == {} or "ok" in snap.tasks
+    ok, flaky, boom = snap.tasks["ok"], snap.tasks["flaky"], snap.tasks["boom"]
+    assert (ok.totals["enqueued"], ok.totals["succeeded"]) == (12, 10)  # 1 delayed, 1 low queue
+    assert (flaky.totals["started"], flaky.totals["failed"], flaky.totals["retried"]) == (6, 3, 3)
+    assert (boom.totals["failed"], boom.totals["dead"], boom.totals.get("succeeded", 0)) == (
+        2,
+        2,
+        0,
+    )
+    assert ok.window(1).run_ms.count == 10 and ok.window(1).run_ms.percentile(0.5) >= 40 * 0.9375
     assert snap.as_dict()["queues"]["default"]["totals"]["dead"] == 2

@@ -13,8 +13,9 @@ COUNTERS = ("enqueued", "started", "succeeded", "failed", "retried", "dead")
 
 
 def last_minute_counts(client: redis.Redis, keys: Keys) -> dict[bytes, float]:
-    """Counter values over the last 60 s: this minute so far plus the matching share of the
-    previous minute (the scripts count per epoch minute)."""
+    """Counter values per queue (``<queue>:<counter>``) over the last 60 s: this minute so far
+    plus the matching share of the previous minute (the scripts count per epoch minute, per
+    queue and task)."""
     secs, _ = client.time()
     minute, into = divmod(int(secs), 60)
     now, prev = (
@@ -22,7 +23,12 @@ def last_minute_counts(client: redis.Redis, keys: Keys) -> dict[bytes, float]:
         client.hgetall(keys.stats_minute(minute - 1)),
     )
     share = 1.0 - into / 60
-    return {k: int(now.get(k, 0)) + int(prev.get(k, 0)) * share for k in set(now) | set(prev)}
+    out: dict[bytes, float] = {}
+    for k in set(now) | set(prev):
+        owner, _, counter = k.rpartition(b":")
+        key = owner.partition(b"@")[0] + b":" + counter  # ``<queue>@<task>`` counts for its queue
+        out[key] = out.get(key, 0) + int(now.get(k, 0)) + int(prev.get(k, 0)) * share
+    return out
 
 
 def queue_overview(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:

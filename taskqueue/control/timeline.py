@@ -25,16 +25,17 @@ def minute_series(
     """One value per minute for each counter, overall and per queue.
 
     ``minutes`` are epoch minutes, oldest first; ``hashes`` the matching ``stats:<minute>``
-    contents. Histogram fields (``<queue>:run_ms:<bucket>``) and per-task fields (``@<task>:...``)
-    are skipped.
+    contents. Counters are kept per ``<queue>@<task>`` (and plain ``<queue>`` for events with no
+    task), added up here per queue; histogram fields (``...:run_ms:<bucket>``) are skipped.
     """
     n = len(minutes)
     total = {c: [0] * n for c in COUNTERS}
     queues: dict[str, dict[str, list[int]]] = {}
     for i, h in enumerate(hashes):
         for field, value in h.items():
-            queue, _, counter = field.decode("utf-8", "replace").rpartition(":")
-            if counter not in total or not queue or queue.startswith("@"):
+            owner, _, counter = field.decode("utf-8", "replace").rpartition(":")
+            queue = owner.partition("@")[0]  # ``<queue>@<task>``: the queue's share
+            if counter not in total or not queue:
                 continue
             v = int(value)
             total[counter][i] += v

@@ -1,5 +1,5 @@
 --[[ ack: complete one or more leased jobs; store each result until the record expires.
-KEYS[1] stats       HASH  per-queue counters; `<stats>:<minute>` derived, same hash tag
+KEYS[1] stats       HASH  counters per queue and task (`<queue>@<task>`); `<stats>:<minute>` derived, same hash tag
 KEYS[2..] three per job: job HASH, active ZSET of its queue, done LIST (result waiters)
 ARGV[1..] two per job, same order: lease token, result (MessagePack bytes)
 Derived keys: the worker's held set named by the job's `held` field (same hash tag).
@@ -16,7 +16,7 @@ for i = 0, n - 1 do
   local job_key, active, done_key = KEYS[2 + i * 3], KEYS[3 + i * 3], KEYS[4 + i * 3]
   local token = ARGV[1 + i * 2]
   local f = redis.call('HMGET', job_key, 'token', 'queue', 'started_ms', 'ttl_ms', 'id', 'held',
-    'waiting')
+    'waiting', 'task')
   if f[1] ~= token or token == '' then
     out[#out + 1] = 0
     if f[2] then tally(f[2], 'duplicates', 1) end
@@ -31,8 +31,9 @@ for i = 0, n - 1 do
       redis.call('RPUSH', done_key, '1')
       redis.call('PEXPIRE', done_key, math.max(ttl, 60000))
     end
-    tally(f[2], 'succeeded', 1)
-    sample(f[2], 'run', now - num(f[3], now))
+    local owner = f[2] .. '@' .. (f[8] or '')
+    tally(owner, 'succeeded', 1)
+    sample(owner, 'run', now - num(f[3], now))
     out[#out + 1] = 1
   end
 end

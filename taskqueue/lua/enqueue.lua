@@ -1,5 +1,5 @@
 --[[ enqueue: create one or more jobs; queue each now, or schedule it for later.
-KEYS[1] stats       HASH  per-queue counters (totals); `<stats>:<minute>` derived, same hash tag
+KEYS[1] stats       HASH  counters per queue and task (`<queue>@<task>`); `<stats>:<minute>` derived, same hash tag
 KEYS[2] queues      SET   every queue name ever used
 KEYS[3..] five per job, in order: job HASH, ready LIST, scheduled ZSET, wake LIST, idempotency STRING
 ARGV[1] n           number of jobs in this call
@@ -44,7 +44,7 @@ for i = 0, n - 1 do
     if ARGV[a + 9] == '1' then redis.call('HSET', job_key, 'key', idem_key) end
     woken[wake_key] = (woken[wake_key] or 0) + 1
     queues[queue] = true
-    tally(queue, 'enqueued', 1)
+    tally(queue .. '@' .. ARGV[a + 2], 'enqueued', 1)
     out[#out + 1] = id
     out[#out + 1] = 0
   end

@@ -4,7 +4,7 @@ KEYS[1] job         HASH
 KEYS[2] active      ZSET  leases of the job's queue
 KEYS[3] scheduled   ZSET  the job's queue's scheduled set (retries wait here)
 KEYS[4] dead        ZSET  dead letter, id -> time of death
-KEYS[5] stats       HASH  per-queue counters; `<stats>:<minute>` derived, same hash tag
+KEYS[5] stats       HASH  counters per queue and task (`<queue>@<task>`); `<stats>:<minute>` derived, same hash tag
 KEYS[6] done        LIST  result waiters of this job
 KEYS[7] wake        LIST  wake tokens of the job's queue
 ARGV[1] token       lease token
@@ -28,9 +28,10 @@ Returns: the job's new state: 'scheduled' | 'dead' | 'failed' | 'cancelled', or 
 local now = now_ms()
 local job_key = KEYS[1]
 local f = redis.call('HMGET', job_key, 'token', 'queue', 'failures', 'max_retries', 'dead_letter',
-  'cancel', 'attempts', 'history', 'ttl_ms', 'id', 'started_ms')
+  'cancel', 'attempts', 'history', 'ttl_ms', 'id', 'started_ms', 'task')
 if f[1] ~= ARGV[1] or ARGV[1] == '' then return 'lost' end
 local queue, id = f[2], f[10]
+local owner = queue .. '@' .. (f[12] or '')  -- counted per queue and task
 redis.call('ZREM', KEYS[2], id)
 unhold(job_key, id)
 local failures = num(f[3], 0) + 1
@@ -43,12 +44,12 @@ history[#history + 1] = {attempt = num(f[7], 0), error = string.sub(ARGV[2], 1, 
 while #history > 10 do table.remove(history, 1) end
 redis.call('HSET', job_key, 'failures', failures, 'error', ARGV[2], 'traceback', ARGV[3],
   'history', cjson.encode(history), 'token', '')
-count(KEYS[5], queue, 'failed', 1, now)
-observe(KEYS[5], queue, 'run', now - num(f[11], now), now)
+count(KEYS[5], owner, 'failed', 1, now)
+observe(KEYS[5], owner, 'run', now - num(f[11], now), now)
 
 if f[6] == '1' then
   finish(job_key, KEYS[6], 'cancelled', now, num(f[9], 0))
-  count(KEYS[5], queue, 'cancelled', 1, now)
+  count(KEYS[5], owner, 'cancelled', 1, now)
   return 'cancelled'
 end
 if ARGV[5] == 'retry' and failures <= num(f[4], 0) then
@@ -56,12 +57,12 @@ if ARGV[5] == 'retry' and failures <= num(f[4], 0) then
   redis.call('HSET', job_key, 'state', 'scheduled', 'due_ms', due)
   redis.call('ZADD', KEYS[3], due, id)
   wake(KEYS[7], 1)
-  count(KEYS[5], queue, 'retried', 1, now)
+  count(KEYS[5], owner, 'retried', 1, now)
   return 'scheduled'
 end
 if f[5] == '1' then
   to_dead(ARGV[8], KEYS[4], id, now, tonumber(ARGV[6]), tonumber(ARGV[7]))
-  count(KEYS[5], queue, 'dead', 1, now)
+  count(KEYS[5], owner, 'dead', 1, now)
   return 'dead'
 end
 finish(job_key, KEYS[6], 'failed', now, num(f[9], 0))

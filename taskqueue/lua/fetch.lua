@@ -1,7 +1,7 @@
 --[[ fetch: promote due scheduled jobs, then lease up to n ready jobs from the first non-paused
 queues in priority order.
 KEYS[1] paused      SET   names of paused queues
-KEYS[2] stats       HASH  per-queue counters; `<stats>:<minute>` derived, same hash tag
+KEYS[2] stats       HASH  counters per queue and task (`<queue>@<task>`); `<stats>:<minute>` derived, same hash tag
 KEYS[3..] four per queue, in priority order: ready LIST, scheduled ZSET, active ZSET (lease
         deadlines), wake LIST
 ARGV[1] n           most jobs to lease (the caller's free slots)
@@ -99,7 +99,9 @@ for i = 0, nq - 1 do
           out[n + 8] = tonumber(f[6])
           out[n + 9] = now - ready_since
           out[n + 10] = num(f[10], 0)
-          sample(queue, 'wait', now - ready_since)
+          local owner = queue .. '@' .. f[1]
+          sample(owner, 'wait', now - ready_since)
+          tally(owner, 'started', 1)
           got = got + 1
           started = started + 1
           if out[n + 10] > 0 then
@@ -112,7 +114,6 @@ for i = 0, nq - 1 do
         end
       end
     end
-    if started > 0 then tally(queue, 'started', started) end
     -- A short pop emptied the queue: its wake tokens are stale. A full one may have left jobs:
     -- then make sure one token is there, so another idle worker comes for them.
     if not ids or #ids < want - (got - started) or redis.call('LLEN', ready) == 0 then

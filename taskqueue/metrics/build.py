@@ -1,9 +1,12 @@
 """Turn raw Redis replies into a ``MetricsSnapshot`` (pure: no I/O; ``reader.py`` does the reads).
 
-Fields of the stats hashes (``lua/README.md``): ``<queue>:<counter>``, ``<queue>:run_ms:<bucket>``
-and ``<queue>:wait_ms:<bucket>``; the same with ``@<task>`` in place of the queue for per-task
-figures. Queue names never start with ``@`` (``keys.QUEUE_NAME_RE``), and counters and
-histogram names hold no ``:``, so a field splits from the right.
+Fields of the stats hashes (``lua/README.md``): ``<owner>:<counter>``, ``<owner>:run_ms:<bucket>``
+and ``<owner>:wait_ms:<bucket>``, where the owner is ``<queue>@<task>`` (the hot scripts count per
+queue and task at once, so a batch of one task costs no more fields than a per-queue count), or
+a plain ``<queue>`` for events that know no task (released, stalled, purged, duplicates). A
+``<queue>@<task>`` field counts for both its queue and ``@<task>``. Queue names hold no ``@``
+(``keys.QUEUE_NAME_RE``), and counters and histogram names hold no ``:``, so a field splits from
+the right and its owner at the first ``@``.
 """
 
 from __future__ import annotations
@@ -77,10 +80,18 @@ def parse_stats(raw: Mapping[Any, Any]) -> dict[str, _Acc]:
             continue
         owner, _, hist = head.rpartition(":")
         if hist in HISTOGRAMS and owner and last.isdigit():
-            out.setdefault(owner, _Acc()).add_sample(hist, int(last), n)
+            for o in _owners(owner):
+                out.setdefault(o, _Acc()).add_sample(hist, int(last), n)
         else:
-            out.setdefault(head, _Acc()).add_count(last, n)
+            for o in _owners(head):
+                out.setdefault(o, _Acc()).add_count(last, n)
     return out
+
+
+def _owners(owner: str) -> tuple[str, ...]:
+    """``<queue>@<task>`` counts for its queue and for ``@<task>``; others for themselves."""
+    queue, at, task = owner.partition(TASK_MARK)
+    return (queue, TASK_MARK + task) if at and queue and task else (owner,)
 
 
 def window_seconds(now_ms: int, minutes: int) -> float:
