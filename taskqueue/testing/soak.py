@@ -1,0 +1,180 @@
+"""Soak under random SIGKILLs: jobs run on real masters while worker processes and whole masters
+are killed at seeded random moments; every run is counted by the ledger.
+
+``run_soak`` drives it and returns a ``SoakReport``; ``bench/soak.py`` runs 100,000 jobs from the
+command line and a test runs a short version. The same seed gives the same sequence of decisions
+(which kind of kill, after how long, which victim by index), though the processes' timing is the
+machine's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+
+from ..client import TaskQueue
+from . import ledger_tasks  # noqa: F401 - registers the tasks enqueued by name
+from .ledger import Ledger, LedgerReport, check_ledger
+
+TASKS = "taskqueue.testing.ledger_tasks"
+
+
+@dataclass
+class SoakReport:
+    jobs: int
+    seconds: float
+    worker_kills: int
+    master_kills: int
+    ledger: LedgerReport
+    #: (seconds since start, sum of the masters' RSS in MiB, Redis used_memory in MiB)
+    samples: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        third = max(1, len(self.samples) // 3)
+        first, last = self.samples[:third], self.samples[-third:]
+
+        def mean(rows: list[tuple[float, float, float]], i: int) -> float:
+            return round(sum(r[i] for r in rows) / len(rows), 1) if rows else 0.0
+
+        return {
+            "jobs": self.jobs,
+            "seconds": round(self.seconds, 1),
+            "worker_kills": self.worker_kills,
+            "master_kills": self.master_kills,
+            "runs": self.ledger.runs,
+            "extra_runs_excused_by_kills": len(self.ledger.excused),
+            "places": self.ledger.places,
+            "master_rss_mib_first_third": mean(first, 1),
+            "master_rss_mib_last_third": mean(last, 1),
+            "redis_used_mib_first_third": mean(first, 2),
+            "redis_used_mib_last_third": mean(last, 2),
+        }
+
+
+class _Master:
+    def __init__(self, url: str, env: dict[str, str], log: Path, workers: int) -> None:
+        cmd = [sys.executable, "-m", "taskqueue.cli.worker", "worker", "-r", url, "-w",
+               str(workers), "--import", TASKS, "--log-format", "compact"]  # fmt: skip
+        full = {k: v for k, v in os.environ.items() if not k.startswith("TASKQUEUE_")}
+        full.update(env)
+        self._log = open(log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=full)
+
+    def workers(self) -> list[psutil.Process]:
+        with contextlib.suppress(psutil.Error):
+            return [c for c in psutil.Process(self.proc.pid).children()
+                    if "worker" in " ".join(c.cmdline())]  # fmt: skip
+        return []
+
+    def rss_mib(self) -> float:
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+        return 0.0
+
+    def kill(self) -> None:
+        """SIGKILL the master and its workers (a host that lost power)."""
+        for p in [*self.workers(), psutil.Process(self.proc.pid)]:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+def run_soak(
+    url: str,
+    workdir: Path,
+    *,
+    jobs: int = 5_000,
+    seed: int = 1,
+    masters: int = 2,
+    workers: int = 2,
+    lease_seconds: float = 3.0,
+    kill_every: tuple[float, float] = (0.5, 2.0),
+    master_kill_share: float = 0.2,
+    timeout: float = 600.0,
+    progress: Callable[[str], None] | None = None,
+) -> SoakReport:
+    """Enqueue ``jobs`` short ledger jobs and kill processes until every job has finished;
+    raise AssertionError (from ``check_ledger``) if a job was lost or ran twice unexcused."""
+    rng = random.Random(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(workdir / "ledger.jsonl")
+    env = {**ledger.env(), "TASKQUEUE_WORKERS__LEASE_SECONDS": str(lease_seconds)}
+    pool = [_Master(url, env, workdir / f"master-{i}.log", workers) for i in range(masters)]
+    tq = TaskQueue(url)
+    r = redis.Redis.from_url(url)
+    start = time.monotonic()
+    ids: list[str] = []
+    kinds = ["ledger.noop", "ledger.sleep", "ledger.asleep"]
+    for at in range(0, jobs, 1000):
+        calls = []
+        for i in range(at, min(jobs, at + 1000)):
+            name = rng.choice(kinds)
+            args = (i,) if name == "ledger.noop" else (rng.choice([0.001, 0.005, 0.02]), i)
+            calls.append((name, args, {}))
+        ids += tq.enqueue_many(calls)
+    report_kills = {"worker": 0, "master": 0}
+    samples: list[tuple[float, float, float]] = []
+    next_kill = time.monotonic() + rng.uniform(*kill_every)
+
+    def unfinished() -> int:
+        lengths = tq.queue_lengths()
+        return sum(q.get("queued", 0) + q.get("active", 0) + q.get("scheduled", 0)
+                   for q in lengths.values())  # fmt: skip
+
+    left = jobs
+    while left:
+        now = time.monotonic()
+        if now - start > timeout:
+            raise AssertionError(f"soak did not finish in {timeout:.0f}s: {left} jobs left")
+        if now >= next_kill:
+            next_kill = now + rng.uniform(*kill_every)
+            if rng.random() < master_kill_share:
+                i = rng.randrange(len(pool))
+                victims = [pool[i].proc.pid, *(w.pid for w in pool[i].workers())]
+                for pid in victims:
+                    ledger.fault("master_sigkill", pid=pid)
+                pool[i].kill()
+                pool[i] = _Master(url, env, workdir / f"master-{i}.log", workers)
+                report_kills["master"] += 1
+            else:
+                live = [w for m in pool for w in m.workers()]
+                if live:
+                    victim = live[rng.randrange(len(live))]
+                    ledger.fault("worker_sigkill", pid=victim.pid)
+                    with contextlib.suppress(psutil.Error):
+                        victim.kill()
+                    report_kills["worker"] += 1
+        used = r.info("memory")["used_memory"] / 2**20
+        samples.append((now - start, sum(m.rss_mib() for m in pool), used))
+        left = unfinished()
+        if progress:
+            progress(f"{jobs - left}/{jobs} finished, kills: {report_kills}")
+        time.sleep(0.25)
+    for m in pool:
+        m.stop()
+    seconds = time.monotonic() - start
+    ledger_report = check_ledger(r, ids, ledger)
+    return SoakReport(jobs, seconds, report_kills["worker"], report_kills["master"],
+                      ledger_report, samples)  # fmt: skip
