@@ -21,7 +21,7 @@ from .broker import Broker, Call, NewJob
 from .config import TaskQueueConfig
 from .config.schema import BY_PATH
 from .connection import MAX_BLOCK, RedisSettings, connect, connect_async
-from .errors import ConfigError, JobNotFound, PartialEnqueue, TaskFailed
+from .errors import ConfigError, JobNotFound, NotReplicated, PartialEnqueue, TaskFailed
 from .jobs import JobStatus, check_queue, deadline, make_job, remaining, split_call
 from .keys import Keys
 from .redact import redact_url
@@ -123,6 +123,14 @@ class _Base:
             raise PartialEnqueue(done, missing, replies[-1]) from replies[-1]
         return done + [job_id for reply in replies[-1:] for job_id, _ in reply]
 
+    def _replicated(self, reply: list, acked: int) -> list:
+        """Raise NotReplicated when an acknowledged enqueue reached too few replicas."""
+        wanted = self.settings.min_replicas_acked
+        if acked < wanted:
+            ids = [job_id for job_id, _ in reply]
+            raise NotReplicated(ids, acked, wanted, self.settings.replica_ack_timeout)
+        return reply
+
     @staticmethod
     def _outcome(job_id: str, raw: list | None) -> tuple[bool, Any]:
         """(finished, value) from a watch reply; raise for failures and unknown jobs."""
@@ -176,7 +184,7 @@ class TaskQueue(_Base):
     # -- enqueue -------------------------------------------------------------------------------
     def enqueue(self, task: Any, *args: Any, **kwargs: Any) -> str:
         """Enqueue ``task(*args, **kwargs)`` on the task's queue; returns the job id."""
-        return self.run(self.broker.enqueue([self._job(task, args, kwargs)]))[0][0]
+        return self._enqueue(self.broker.enqueue([self._job(task, args, kwargs)]))[0][0]
 
     def enqueue_with(
         self,
@@ -198,7 +206,7 @@ class TaskQueue(_Base):
             task, args, kwargs, queue=queue, delay=delay, at=at, key=key,
             max_retries=max_retries, timeout=timeout, strict=strict,
         )  # fmt: skip
-        return self.run(self.broker.enqueue([job]))[0][0]
+        return self._enqueue(self.broker.enqueue([job]))[0][0]
 
     def enqueue_many(self, calls: Iterable[Any]) -> list[str]:
         """Enqueue many ``(task, args, kwargs)`` calls, one script call per 1,000 jobs, in
@@ -207,11 +215,17 @@ class TaskQueue(_Base):
         replies: list[Any] = []
         for _, call in batches:
             try:
-                replies.append(self.run(call))
+                replies.append(self._enqueue(call))
             except redis.RedisError as exc:
                 replies.append(exc)
                 break
         return self._committed(batches, replies)
+
+    def _enqueue(self, call: Call) -> list:
+        if not self.settings.min_replicas_acked:
+            return self.run(call)
+        s = self.settings
+        return self._replicated(*self.run.acked(call, s.min_replicas_acked, s.replica_ack_timeout))
 
     # -- results and state ---------------------------------------------------------------------
     def result(self, job_id: str, timeout: float | None = None) -> Any:
@@ -310,7 +324,7 @@ class AsyncTaskQueue(_Base):
         await self.close()
 
     async def enqueue(self, task: Any, *args: Any, **kwargs: Any) -> str:
-        return (await self.run(self.broker.enqueue([self._job(task, args, kwargs)])))[0][0]
+        return (await self._enqueue(self.broker.enqueue([self._job(task, args, kwargs)])))[0][0]
 
     async def enqueue_with(
         self,
@@ -330,7 +344,7 @@ class AsyncTaskQueue(_Base):
             task, args, kwargs, queue=queue, delay=delay, at=at, key=key,
             max_retries=max_retries, timeout=timeout, strict=strict,
         )  # fmt: skip
-        return (await self.run(self.broker.enqueue([job])))[0][0]
+        return (await self._enqueue(self.broker.enqueue([job])))[0][0]
 
     async def enqueue_many(self, calls: Iterable[Any]) -> list[str]:
         """Enqueue many ``(task, args, kwargs)`` calls, one script call per 1,000 jobs."""
@@ -338,11 +352,18 @@ class AsyncTaskQueue(_Base):
         replies: list[Any] = []
         for _, call in batches:
             try:
-                replies.append(await self.run(call))
+                replies.append(await self._enqueue(call))
             except redis.RedisError as exc:
                 replies.append(exc)
                 break
         return self._committed(batches, replies)
+
+    async def _enqueue(self, call: Call) -> list:
+        if not self.settings.min_replicas_acked:
+            return await self.run(call)
+        s = self.settings
+        reply, acked = await self.run.acked(call, s.min_replicas_acked, s.replica_ack_timeout)
+        return self._replicated(reply, acked)
 
     async def result(self, job_id: str, timeout: float | None = None) -> Any:
         until = deadline(timeout)

@@ -14,6 +14,10 @@ Duties:
    may take ``t + command_timeout``, so long blocking waits never need a long command timeout.
 4. ``name`` becomes the connection's ``CLIENT SETNAME`` (``tq:<name>:<pid>``), so
    ``CLIENT LIST`` shows which taskqueue process holds which connection.
+5. The URL picks redis-py's own client (``redis_url.py`` lists the forms): ``redis://`` and
+   ``rediss://`` one server; ``redis+cluster://`` a ``RedisCluster`` (pool_size then bounds the
+   pool of each node); ``redis+sentinel://`` the primary named by a ``Sentinel``, followed through
+   failovers. TLS schemes use ``tls_ca_file``, ``tls_cert_file`` and ``tls_key_file``.
 Query parameters of the URL (``?socket_timeout=2``) are redis-py's and win over the settings.
 """
 
@@ -26,10 +30,15 @@ from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.connection
+import redis.asyncio.sentinel
+import redis.cluster
 import redis.connection
+import redis.sentinel
 
 from .config.schema import BY_PATH
+from .redis_url import BadRedisUrl, RedisTarget, parse_redis_url
 
 #: Longest single blocking wait (BLPOP) taskqueue asks of Redis (s): dead connections are
 #: noticed at least this often.
@@ -55,16 +64,49 @@ class RedisSettings:
     pool_size: int = _default("pool_size")
     connection_timeout: float = _default("connection_timeout")
     command_timeout: float = _default("command_timeout")
+    tls_ca_file: str = _default("tls_ca_file")
+    tls_cert_file: str = _default("tls_cert_file")
+    tls_key_file: str = _default("tls_key_file")
+    min_replicas_acked: int = _default("min_replicas_acked")
+    replica_ack_timeout: float = _default("replica_ack_timeout")
 
     def __post_init__(self) -> None:
         if not self.url:
             object.__setattr__(self, "url", default_url())
+        target = parse_redis_url(self.url)
+        files = {"tls_ca_file": self.tls_ca_file, "tls_cert_file": self.tls_cert_file,
+                 "tls_key_file": self.tls_key_file}  # fmt: skip
+        given = [k for k, v in files.items() if v]
+        if given and not target.tls:
+            raise BadRedisUrl(
+                f"redis.{given[0]} is set but redis.url does not use TLS: use rediss://, "
+                "rediss+cluster:// or rediss+sentinel://, or leave the TLS files unset"
+            )
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise BadRedisUrl("redis.tls_cert_file and redis.tls_key_file go together: set both")
+
+    @property
+    def target(self) -> RedisTarget:
+        return parse_redis_url(self.url)
 
     @classmethod
     def from_config(cls, cfg: Any) -> RedisSettings:
         """From a loaded ``TaskQueueConfig``."""
         r = cfg.redis
-        return cls(r.url, r.pool_size, r.connection_timeout, r.command_timeout)
+        return cls(
+            r.url, r.pool_size, r.connection_timeout, r.command_timeout, r.tls_ca_file,
+            r.tls_cert_file, r.tls_key_file, r.min_replicas_acked, r.replica_ack_timeout,
+        )  # fmt: skip
+
+    def tls_options(self) -> dict[str, Any]:
+        """redis-py's ``ssl_*`` keyword arguments for the TLS files set."""
+        out: dict[str, Any] = {}
+        if self.tls_ca_file:
+            out["ssl_ca_certs"] = self.tls_ca_file
+        if self.tls_cert_file:
+            out["ssl_certfile"] = self.tls_cert_file
+            out["ssl_keyfile"] = self.tls_key_file
+        return out
 
     @classmethod
     def of(cls, value: RedisSettings | str | None) -> RedisSettings:
@@ -72,22 +114,131 @@ class RedisSettings:
         return value if isinstance(value, RedisSettings) else cls(value or "")
 
 
-def connect(settings: RedisSettings | str | None = None, *, name: str | None = None) -> redis.Redis:
-    """A synchronous client on its own bounded pool."""
+def connect(settings: RedisSettings | str | None = None, *, name: str | None = None) -> Any:
+    """A synchronous client on its own bounded pool: ``redis.Redis``, or ``RedisCluster``."""
     s = RedisSettings.of(settings)
+    t = s.target
+    if t.kind == "cluster":
+        seed, *more = t.hosts
+        return redis.cluster.RedisCluster(
+            url=f"redis://{seed[0]}:{seed[1]}{'?' + t.query if t.query else ''}",
+            startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in more],
+            connection_pool_class=redis.BlockingConnectionPool,
+            **_node_options(s, t, name, _block_aware(_SyncBlockAware, _tls_base(t, redis.connection))),
+        )  # fmt: skip
+    if t.kind == "sentinel":
+        conn = (
+            redis.sentinel.SentinelManagedSSLConnection
+            if t.tls
+            else redis.sentinel.SentinelManagedConnection
+        )
+        sentinel = redis.sentinel.Sentinel(list(t.hosts), sentinel_kwargs=_sentinel_options(s, t))
+        return sentinel.master_for(
+            t.service, redis_class=redis.Redis, connection_pool_class=_BlockingSentinelPool,
+            db=t.db, **_node_options(s, t, name, _block_aware(_SyncBlockAware, conn)),
+        )  # fmt: skip
     pool = _pool(redis.BlockingConnectionPool, redis.connection, _SyncBlockAware, s, name)
     return redis.Redis(connection_pool=pool)
 
 
-def connect_async(
-    settings: RedisSettings | str | None = None, *, name: str | None = None
-) -> redis.asyncio.Redis:
+def connect_async(settings: RedisSettings | str | None = None, *, name: str | None = None) -> Any:
     """An asyncio client on its own bounded pool (use it from one event loop)."""
     s = RedisSettings.of(settings)
+    t = s.target
+    if t.kind == "cluster":
+        # redis-py's asyncio cluster keeps its own per-node connection lists (no waiting pool):
+        # their bound stays redis-py's (100 per node), so a busy worker never gets an error.
+        options = _node_options(s, t, name, None)
+        options.pop("max_connections")
+        options.pop("timeout")
+        client = redis.asyncio.cluster.RedisCluster(
+            startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in t.hosts],
+            ssl=t.tls, **options, **_query_options(t),
+        )  # fmt: skip
+        _async_cluster_block_aware(client, t)
+        return client
+    if t.kind == "sentinel":
+        mod = redis.asyncio.sentinel
+        conn = mod.SentinelManagedSSLConnection if t.tls else mod.SentinelManagedConnection
+        sentinel = mod.Sentinel(list(t.hosts), sentinel_kwargs=_sentinel_options(s, t))
+        return sentinel.master_for(
+            t.service, redis_class=redis.asyncio.Redis,
+            connection_pool_class=_AsyncBlockingSentinelPool, db=t.db,
+            **_node_options(s, t, name, _block_aware(_AsyncBlockAware, conn)),
+        )  # fmt: skip
     pool = _pool(
         redis.asyncio.BlockingConnectionPool, redis.asyncio.connection, _AsyncBlockAware, s, name
     )
     return redis.asyncio.Redis(connection_pool=pool)
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
+
+
+def _tls_base(t: RedisTarget, module: Any) -> type:
+    return module.SSLConnection if t.tls else module.Connection
+
+
+def _query_options(t: RedisTarget) -> dict[str, Any]:
+    """redis-py's typed options from the URL's query string (they win over the settings)."""
+    if not t.query:
+        return {}
+    options = redis.connection.parse_url(f"redis://localhost?{t.query}")
+    return {k: v for k, v in options.items() if k not in ("host", "port")}
+
+
+def _node_options(s: RedisSettings, t: RedisTarget, name: str | None, conn: type | None) -> dict:
+    """Keyword arguments of every data-node connection (cluster nodes, the Sentinel's primary)."""
+    options: dict[str, Any] = {
+        "max_connections": s.pool_size,
+        "timeout": None,
+        "socket_timeout": s.command_timeout,
+        "socket_connect_timeout": s.connection_timeout,
+        "username": t.username,
+        "password": t.password,
+    }
+    if conn is not None:
+        options["connection_class"] = conn
+    if t.tls:
+        options.update(s.tls_options())
+    if name:
+        options["client_name"] = f"tq:{name}:{os.getpid()}"
+    if t.kind == "sentinel":
+        options.update(_query_options(t))
+    return options
+
+
+def _sentinel_options(s: RedisSettings, t: RedisTarget) -> dict[str, Any]:
+    """How to talk to the Sentinels themselves (same timeouts and TLS, no credentials)."""
+    options: dict[str, Any] = {
+        "socket_timeout": s.command_timeout,
+        "socket_connect_timeout": s.connection_timeout,
+    }
+    if t.tls:
+        options["ssl"] = True
+        options.update(s.tls_options())
+    return options
+
+
+class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
+    """The Sentinel's pool (connects to the current primary) with the bounded, waiting pool."""
+
+
+class _AsyncBlockingSentinelPool(
+    redis.asyncio.sentinel.SentinelConnectionPool, redis.asyncio.BlockingConnectionPool
+):
+    """The asyncio twin of ``_BlockingSentinelPool``."""
+
+
+def _async_cluster_block_aware(client: Any, t: RedisTarget) -> None:
+    """Give the asyncio cluster's node connections the blocking-wait aware class (its
+    constructor has no parameter for it: set it before the first command creates a node)."""
+    base = redis.asyncio.connection.SSLConnection if t.tls else redis.asyncio.connection.Connection
+    conn = _block_aware(_AsyncBlockAware, base)
+    client.connection_kwargs["connection_class"] = conn
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = conn
 
 
 def _pool(pool_class: Any, module: Any, mixin: type, s: RedisSettings, name: str | None) -> Any:
@@ -99,6 +250,8 @@ def _pool(pool_class: Any, module: Any, mixin: type, s: RedisSettings, name: str
         "socket_connect_timeout": s.connection_timeout,
         "connection_class": _block_aware(mixin, base),
     }
+    if s.target.tls:
+        kwargs.update(s.tls_options())
     if name:
         kwargs["client_name"] = f"tq:{name}:{os.getpid()}"
     return pool_class.from_url(s.url, **kwargs)
@@ -126,7 +279,33 @@ def _block_seconds(args: tuple[Any, ...]) -> float | None:
     return math.inf if seconds == 0 else seconds
 
 
-class _SyncBlockAware:
+def tls_hint(message: str, ca_file: str | None) -> str:
+    """A TLS connection error with what to do about it."""
+    if "CERTIFICATE_VERIFY_FAILED" in message:
+        trusted = f"the CA in redis.tls_ca_file ({ca_file})" if ca_file else "the system's CAs"
+        return (
+            f"{message} -- TLS: the Redis server's certificate is not signed by {trusted}; set "
+            "redis.tls_ca_file to the CA that signed it"
+        )
+    if "CERTIFICATE_REQUIRED" in message.upper() or "CERTIFICATE REQUIRED" in message.upper():
+        return (
+            f"{message} -- TLS: the Redis server requires a client certificate; set "
+            "redis.tls_cert_file and redis.tls_key_file"
+        )
+    return message
+
+
+class _TlsHints:
+    """Connection errors say which TLS setting to fix."""
+
+    def _error_message(self, exception: BaseException) -> str:
+        ca = getattr(self, "ca_certs", None) or getattr(
+            getattr(self, "ssl_context", None), "ca_certs", None
+        )
+        return tls_hint(super()._error_message(exception), ca)  # type: ignore[misc]
+
+
+class _SyncBlockAware(_TlsHints):
     """Reads a blocking command's reply with ``command_timeout`` plus the time it blocks."""
 
     _block: float | None = None
@@ -142,7 +321,7 @@ class _SyncBlockAware:
         return super().read_response(*args, **kwargs)  # type: ignore[misc]
 
 
-class _AsyncBlockAware:
+class _AsyncBlockAware(_TlsHints):
     """The asyncio twin of ``_SyncBlockAware``."""
 
     _block: float | None = None

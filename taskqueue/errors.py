@@ -46,6 +46,24 @@ class InvalidOption(EnqueueError, ValueError):
     """A job or task option has a wrong type or an out-of-range value (the message names it)."""
 
 
+class NotReplicated(EnqueueError):
+    """An acknowledged enqueue (``[redis] min_replicas_acked``) reached fewer replicas than
+    asked within ``replica_ack_timeout``. The jobs ARE queued on the primary; only a failover
+    before replication catches up could lose them. Enqueue again with the same idempotency key
+    to be sure: it returns the existing job instead of a second one."""
+
+    def __init__(self, job_ids: list[str], acked: int, wanted: int, timeout: float):
+        self.job_ids = job_ids
+        self.acked = acked
+        self.wanted = wanted
+        shown = ", ".join(job_ids[:5]) + (" ..." if len(job_ids) > 5 else "")
+        super().__init__(
+            f"enqueue of {len(job_ids)} job(s) ({shown}) reached {acked} of {wanted} replica(s) "
+            f"in {timeout:g}s: queued on the primary, not yet safe from a failover; enqueue "
+            "again with the same idempotency key to be sure, or check the replicas"
+        )
+
+
 class UnknownTask(EnqueueError):
     """No task is registered under the given name."""
 

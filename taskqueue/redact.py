@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-_URL_IN_TEXT = re.compile(r"(rediss?|unix)://[^\s'\"]+")
+_URL_IN_TEXT = re.compile(r"(rediss?(\+cluster|\+sentinel)?|unix)://[^\s'\"]+")
 
 
 def redact_url(url: str) -> str:

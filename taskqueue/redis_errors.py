@@ -40,6 +40,7 @@ _OUTAGE_TYPES = (
     rx.MasterDownError,
     rx.TryAgainError,
     rx.ClusterDownError,
+    rx.SlotNotCoveredError,  # Redis Cluster: the slot's primary failed, no replica took over yet
     OSError,
 )
 #: Error codes that mean "not now" when redis-py has no class for them, or when they come
@@ -63,6 +64,8 @@ def classify(exc: BaseException) -> str:
         return FATAL
     if isinstance(exc, _OUTAGE_TYPES):
         return OUTAGE
+    if isinstance(exc, rx.RedisClusterException) and "cannot be connected" in str(exc):
+        return OUTAGE  # no cluster node answers (redis-py cannot learn the slot map)
     if isinstance(exc, rx.ResponseError):
         codes = _codes(exc)
         if any(c in _FATAL_CODES for c in codes):

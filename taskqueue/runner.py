@@ -12,6 +12,8 @@ import redis
 import redis.asyncio
 
 from .broker import Call
+from .connection import is_cluster
+from .errors import ConfigError
 from .scripts import register_all
 
 
@@ -24,11 +26,35 @@ class SyncRunner:
         return call.parse(self.scripts[call.script](keys=call.keys, args=call.args))
 
     def pipeline(self, calls: list[Call]) -> list[Any]:
-        """Run several calls in one round trip (each still atomic on its own)."""
+        """Run several calls in one round trip (each still atomic on its own). redis-py's
+        cluster pipelines refuse EVALSHA: on a cluster the calls go one by one."""
+        if is_cluster(self.client):
+            return [self(call) for call in calls]
         pipe = self.client.pipeline(transaction=False)
         for call in calls:
             self.scripts[call.script](keys=call.keys, args=call.args, client=pipe)
         return [call.parse(raw) for call, raw in zip(calls, pipe.execute(), strict=True)]
+
+    def acked(self, call: Call, replicas: int, timeout: float) -> tuple[Any, int]:
+        """Run ``call``, then ``WAIT replicas timeout`` on the same connection (WAIT counts the
+        replicas that have every write of its own connection); returns (reply, replicas that
+        acknowledged). On a cluster both go to the node that owns the call's slot."""
+        client = self.client
+        for attempt in (1, 2):
+            if is_cluster(self.client):
+                client = self.client.get_node_from_key(call.keys[0]).redis_connection
+            pipe = client.pipeline(transaction=False)
+            self.scripts[call.script](keys=call.keys, args=call.args, client=pipe)
+            pipe.execute_command("WAIT", replicas, int(timeout * 1000))
+            try:
+                raw, acked = pipe.execute()
+            except (redis.exceptions.MovedError, redis.exceptions.ConnectionError):
+                if attempt == 2 or not is_cluster(self.client):
+                    raise
+                self.client.nodes_manager.initialize()  # the slot moved or its primary failed
+                continue
+            return call.parse(raw), int(acked)
+        raise AssertionError("unreachable")
 
 
 class AsyncRunner:
@@ -38,3 +64,16 @@ class AsyncRunner:
 
     async def __call__(self, call: Call) -> Any:
         return call.parse(await self.scripts[call.script](keys=call.keys, args=call.args))
+
+    async def acked(self, call: Call, replicas: int, timeout: float) -> tuple[Any, int]:
+        """``SyncRunner.acked`` for asyncio (one server or Sentinel; refused on a cluster)."""
+        if is_cluster(self.client):
+            raise ConfigError(
+                "redis.min_replicas_acked is not supported by the asyncio client on Redis "
+                "Cluster: enqueue with the synchronous TaskQueue, or set it to 0"
+            )
+        pipe = self.client.pipeline(transaction=False)
+        await self.scripts[call.script](keys=call.keys, args=call.args, client=pipe)
+        pipe.execute_command("WAIT", replicas, int(timeout * 1000))
+        raw, acked = await pipe.execute()
+        return call.parse(raw), int(acked)

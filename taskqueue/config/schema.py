@@ -20,6 +20,7 @@ from typing import Any
 
 from taskqueue.keys import QUEUE_NAME_RE
 from taskqueue.redact import redact_url
+from taskqueue.redis_url import BadRedisUrl, parse_redis_url
 
 ENV_PREFIX = "TASKQUEUE_"
 _IDENT_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -122,8 +123,13 @@ def _num(x: float) -> str:
 
 
 def _redis_url(value: str) -> str | None:
-    """a redis://, rediss:// or unix:// URL"""
-    return None if re.match(r"(rediss?|unix)://\S+$", value) else "bad url"
+    """a redis://, rediss://, unix://, redis+cluster://host:port[,host:port...] or
+    redis+sentinel://host:port[,host:port...]/service[/db] URL (rediss+ for TLS)"""
+    try:
+        parse_redis_url(value)
+    except BadRedisUrl as exc:
+        return str(exc)
+    return None if re.match(r"\S+$", value) else "bad url"
 
 
 def _queue_list(value: list[str]) -> str | None:
@@ -182,6 +188,22 @@ SETTINGS: list[Setting] = [
       "Seconds to wait for the reply to one Redis command, on every connection; a blocking wait "
       "(an idle worker's BLPOP, at most 10 s) gets its own length on top.", min=0.1, max=3600,
       proof="tests/test_connection.py::test_command_timeout_applies_to_every_command"),
+    S("redis", "tls_ca_file", str, "",
+      "PEM file of the CA that signed the Redis server's certificate (TLS URLs: rediss://, "
+      "rediss+cluster://, rediss+sentinel://); empty: the system's CAs.",
+      proof="tests/test_redis_urls.py::test_a_wrong_ca_says_which_setting_to_fix"),
+    S("redis", "tls_cert_file", str, "", "PEM client certificate, for servers that require one "
+      "(tls-auth-clients); needs tls_key_file.",
+      proof="tests/test_redis_urls.py::test_tls_with_client_certificates"),
+    S("redis", "tls_key_file", str, "", "PEM private key of tls_cert_file.",
+      proof="tests/test_redis_urls.py::test_tls_with_client_certificates"),
+    S("redis", "min_replicas_acked", int, 0,
+      "Acknowledged enqueue: after each enqueue, wait (Redis WAIT) until this many replicas have "
+      "the job, or fail the call with NotReplicated (the job is queued on the primary). 0: off.",
+      min=0, max=100, proof="tests/test_redis_urls.py::test_min_replicas_acked_waits_for_replicas"),
+    S("redis", "replica_ack_timeout", float, 1.0,
+      "Seconds an acknowledged enqueue waits for min_replicas_acked replicas.", min=0.001, max=600,
+      proof="tests/test_redis_urls.py::test_min_replicas_acked_waits_for_replicas"),
     S("redis", "key_prefix", str, "tq", "Prefix of every Redis key taskqueue writes.", validator=_identifier,
       proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
     S("redis", "namespace", str, "default", "Namespace inside the prefix, so several apps can share one Redis.",

@@ -21,6 +21,8 @@ import time
 import redis
 import redis.exceptions
 
+from ..connection import is_cluster
+
 log = logging.getLogger("taskqueue.master")
 #: Seconds each BLPOP blocks in Redis before it is re-armed.
 BLOCK = 20
@@ -29,9 +31,11 @@ RETRY_AFTER = 5.0
 
 class Inbox:
     def __init__(self, client: redis.Redis, key: str) -> None:
-        self.pool = client.connection_pool
+        self.client = client
+        self.pool = None if is_cluster(client) else client.connection_pool
         self.key = key
         self.conn: redis.connection.AbstractConnection | None = None
+        self.lender: redis.ConnectionPool | None = self.pool
         self.armed = False
         self.retry_at = 0.0
 
@@ -47,7 +51,8 @@ class Inbox:
             return None
         try:
             if self.conn is None:
-                self.conn = self.pool.get_connection()
+                self.lender = self._node_pool()
+                self.conn = self.lender.get_connection()
             self.conn.send_command("BLPOP", self.key, BLOCK)
             self.armed = True
         except (redis.exceptions.RedisError, OSError):
@@ -68,14 +73,25 @@ class Inbox:
             return []
         return [reply[1]] if reply else []
 
+    def _node_pool(self) -> redis.ConnectionPool:
+        """The pool to borrow from: on Redis Cluster, that of the node owning the list's slot
+        now (after a failover or a slot move, the map is refreshed when the old one fails)."""
+        if self.pool is not None:
+            return self.pool
+        return self.client.get_node_from_key(self.key).redis_connection.connection_pool
+
     def _drop(self) -> None:
         self.armed = False
         self.retry_at = time.monotonic() + RETRY_AFTER
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 self.conn.disconnect()
-            self.pool.release(self.conn)
+            with contextlib.suppress(Exception):
+                self.lender.release(self.conn)
             self.conn = None
+            if self.pool is None:  # cluster: the node may have failed over or lost the slot
+                with contextlib.suppress(Exception):
+                    self.client.nodes_manager.initialize()
 
     def close(self) -> None:
         """Give the connection back to the pool (disconnected: a BLPOP may still be pending)."""
