@@ -8,7 +8,7 @@ kind        what                                                      handling
             (replaying the AOF), READONLY (a failover in progress),    starts, when its cause
             MASTERDOWN, TRYAGAIN, CLUSTERDOWN                          changes, and when it ends
 ``fatal``   wrong password or user, missing ACL permission, no AUTH   at start: exit 2 with one
-            configured, a malformed URL                                clear line; later: logged,
+            configured, a malformed URL, a TLS certificate refused     clear line; later: logged,
                                                                        retried like an outage
 ``bug``     anything else (a script error, a wrong type)               logged with the call that
                                                                        failed, then backed off
@@ -58,9 +58,15 @@ def _codes(exc: BaseException) -> list[str]:
     return [w.rstrip(":") for w in words]
 
 
+def _tls_refused(exc: BaseException) -> bool:
+    """A TLS handshake that no retry fixes: an untrusted server certificate, or a server that
+    wants a client certificate (connection.py adds which setting to change)."""
+    return isinstance(exc, rx.ConnectionError) and "-- TLS:" in str(exc)
+
+
 def classify(exc: BaseException) -> str:
     """``outage``, ``fatal`` or ``bug`` (see the module docstring)."""
-    if isinstance(exc, _FATAL_TYPES):
+    if isinstance(exc, _FATAL_TYPES) or _tls_refused(exc):
         return FATAL
     if isinstance(exc, _OUTAGE_TYPES):
         return OUTAGE
@@ -91,6 +97,8 @@ def wrap(exc: BaseException, what: str = "") -> BrokerError:
     where = f" ({what})" if what else ""
     if kind == OUTAGE:
         return RedisUnavailable(f"Redis is unavailable{where}: {describe(exc)}")
+    if kind == FATAL and _tls_refused(exc):
+        return RedisRefused(f"Redis refused the TLS connection{where}: {describe(exc)}")
     if kind == FATAL:
         return RedisRefused(
             f"Redis refused the connection{where}: {describe(exc)}. Check the password or ACL "
@@ -150,15 +158,21 @@ class Outage:
         return text
 
 
-def preflight(url: str, timeout: float = 5.0) -> str | None:
-    """Check at start that Redis accepts us: None if it does or is only unavailable for now
-    (an outage is waited out), else one line saying what to fix (a refused password, a bad
-    URL). Never includes the password."""
+def preflight(settings: object, timeout: float = 5.0) -> str | None:
+    """Check at start that Redis accepts us (``settings``: a URL or ``RedisSettings``): None if
+    it does or is only unavailable for now (an outage is waited out), else one line saying what
+    to fix (a refused password or certificate, a bad URL). Never includes the password."""
+    import dataclasses
+
     from .connection import RedisSettings, connect
 
     try:
-        client = connect(RedisSettings(url, connection_timeout=timeout, command_timeout=timeout))
+        s = RedisSettings.of(settings)  # type: ignore[arg-type]
+        s = dataclasses.replace(s, connection_timeout=timeout, command_timeout=timeout)
+        url = s.url
+        client = connect(s)
     except (ValueError, TypeError) as exc:
+        url = settings if isinstance(settings, str) else getattr(settings, "url", "")
         return f"invalid Redis URL {redact_url(url)}: {redact_text(str(exc))}"
     try:
         client.ping()

@@ -13,8 +13,8 @@ from conftest import running_worker
 from taskqueue import AsyncTaskQueue, TaskQueue, task
 from taskqueue.config import TaskQueueConfig
 from taskqueue.config.schema import BY_PATH
-from taskqueue.errors import ConfigError, NotReplicated, RedisRefused, RedisUnavailable
 from taskqueue.connection import RedisSettings, connect, connect_async, is_cluster
+from taskqueue.errors import ConfigError, NotReplicated, RedisRefused, RedisUnavailable
 from taskqueue.redact import redact_text, redact_url
 from taskqueue.redis_url import BadRedisUrl, RedisTarget, parse_redis_url
 from taskqueue.registry import Registry
@@ -130,9 +130,10 @@ def test_tls_with_client_certificates(tls_server: RedisServer, tls_certs: TlsFil
 def test_a_wrong_ca_says_which_setting_to_fix(tls_server: RedisServer, tls_certs, tmp_path, reg):
     other = make_certs(tmp_path / "other", ca_name="someone else's CA")
     tq = TaskQueue(tls_settings(tls_server.url, tls_certs, ca=other.ca), registry=reg)
-    with pytest.raises(redis.ConnectionError) as err:
+    with pytest.raises(RedisRefused) as err:
         tq.queues()
     message = str(err.value)
+    assert message.startswith("Redis refused the TLS connection (queues)")
     assert "CERTIFICATE_VERIFY_FAILED" in message
     assert f"not signed by the CA in redis.tls_ca_file ({other.ca})" in message
     assert "set redis.tls_ca_file to the CA that signed it" in message
@@ -140,7 +141,7 @@ def test_a_wrong_ca_says_which_setting_to_fix(tls_server: RedisServer, tls_certs
 
 def test_tls_server_refuses_a_client_without_certificate(tls_server: RedisServer, tls_certs):
     tq = TaskQueue(RedisSettings(tls_server.url, tls_ca_file=str(tls_certs.ca)))
-    with pytest.raises(redis.ConnectionError):
+    with pytest.raises((RedisRefused, RedisUnavailable)):
         tq.queues()
 
 
@@ -151,6 +152,19 @@ def test_tls_cluster(tls_certs: TlsFiles, tls_server: RedisServer, reg: Registry
     with LocalCluster(3, 0, tls=tls_certs) as cluster:
         assert cluster.url.startswith("rediss+cluster://")
         round_trip(tls_settings(cluster.url, tls_certs), reg)
+
+
+def test_config_refuses_tls_files_without_a_tls_url():
+    env = {"TASKQUEUE_REDIS__TLS_CA_FILE": "/etc/ca.pem", "REDIS_URL": "redis://h:6379/0"}
+    with pytest.raises(ConfigError, match="redis.tls_ca_file is set but redis.url .* does not"):
+        TaskQueueConfig.load(env=env)
+    env["REDIS_URL"] = "rediss+cluster://h1:7000,h2:7001"
+    settings = RedisSettings.from_config(TaskQueueConfig.load(env=env))
+    assert settings.target.kind == "cluster" and settings.tls_options() == {
+        "ssl_ca_certs": "/etc/ca.pem"
+    }
+    with pytest.raises(ConfigError, match="redis.url"):
+        TaskQueueConfig.load(env={"REDIS_URL": "redis+sentinel://s1:26379"})
 
 
 def test_min_replicas_acked_waits_for_replicas(redis_sentinel, sentinel_url: str, reg: Registry):

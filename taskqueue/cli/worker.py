@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..config import TaskQueueConfig, add_cli_flags
+from ..connection import RedisSettings
 from ..errors import ConfigError
 from ..redis_errors import preflight
 
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging_from_config(cfg)
     log = logging.getLogger("taskqueue.master")
-    refused = preflight(cfg.redis.url)
+    refused = preflight(RedisSettings.from_config(cfg))
     if refused:
         print(f"task-worker: {refused}", file=sys.stderr)
         return USAGE_ERROR

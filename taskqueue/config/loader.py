@@ -368,3 +368,17 @@ def cross_check(values: Mapping[str, Any], origins: Mapping[str, str]) -> Iterab
             f"workers.heartbeat_interval = {beat!r} (from {origins['workers.heartbeat_interval']}); "
             "allowed: 0 (never) or a value > workers.heartbeat_interval"
         )
+    tls_files = [k for k in ("redis.tls_ca_file", "redis.tls_cert_file", "redis.tls_key_file")
+                 if values[k]]  # fmt: skip
+    url = values["redis.url"]
+    if tls_files and not url.split("://", 1)[0].lower().startswith("rediss"):
+        yield (
+            f"{origins[tls_files[0]]}: {tls_files[0]} is set but redis.url (from "
+            f"{origins['redis.url']}) does not use TLS; allowed: a rediss://, rediss+cluster:// "
+            "or rediss+sentinel:// URL, or no TLS files"
+        )
+    if bool(values["redis.tls_cert_file"]) != bool(values["redis.tls_key_file"]):
+        yield (
+            f"{origins['redis.tls_cert_file']}: redis.tls_cert_file and redis.tls_key_file go "
+            "together; allowed: both set or neither"
+        )
