@@ -219,7 +219,9 @@ def configure_logging_from_env(
     from taskqueue.config.schema import SETTINGS
 
     env = os.environ if env is None else env
-    mine = {n for s in SETTINGS if s.section == "logging" for n in (s.env, *s.env_aliases)}
+    wanted = ("metrics.enabled", "metrics.export_interval")  # the performance records' period
+    mine = {n for s in SETTINGS if s.section == "logging" or s.path in wanted
+            for n in (s.env, *s.env_aliases)}  # fmt: skip
     found = from_env({k: v for k, v in env.items() if k in mine})
     cfg = TaskQueueConfig.default()
     cfg._apply(found)
@@ -228,11 +230,13 @@ def configure_logging_from_env(
 
 def configure_logging_from_config(cfg: Any, stream: IO[str] | None = None) -> logging.Handler:
     """``configure_logging`` from a ``TaskQueueConfig``'s ``[logging]`` section, with its
-    switches (lifecycle records, error chains, performance records)."""
+    switches (lifecycle records, error chains, performance records every
+    ``[metrics] export_interval`` seconds unless ``[metrics] enabled`` is false)."""
     lg = cfg.logging
     set_lifecycle_enabled(lg.enable_task_lifecycle)
     set_error_chain_enabled(lg.enable_error_chain_analysis)
-    set_performance_interval(lg.performance_interval if lg.enable_performance_monitoring else None)
+    on = lg.enable_performance_monitoring and cfg.metrics.enabled
+    set_performance_interval(cfg.metrics.export_interval if on else None)
     return configure_logging(lg.level, lg.format, stream)
 
 

@@ -36,7 +36,7 @@ def test_performance_metric_records_appear(redis_url) -> None:
         return i
 
     env = {"TASKQUEUE_LOGGING__ENABLE_PERFORMANCE_MONITORING": "true",
-           "TASKQUEUE_LOGGING__PERFORMANCE_INTERVAL": "0.3", "LOG_FORMAT": "json"}  # fmt: skip
+           "TASKQUEUE_METRICS__EXPORT_INTERVAL": "0.3", "LOG_FORMAT": "json"}  # fmt: skip
     stream = io.StringIO()
     handler = logs.configure_logging_from_config(TaskQueueConfig.load(env=env), stream)
     try:
@@ -61,5 +61,10 @@ def test_performance_metric_records_appear(redis_url) -> None:
         logs.set_performance_interval(None)
     # off (the default): no record at all
     handler = logs.configure_logging_from_config(TaskQueueConfig.load(env={}), stream)
+    assert logs.performance_interval() is None
+    logging.getLogger().removeHandler(handler)
+    # [metrics] enabled = false: none either, monitoring on or not
+    off = TaskQueueConfig.load(env={**env, "TASKQUEUE_METRICS__ENABLED": "false"})
+    handler = logs.configure_logging_from_config(off, stream)
     assert logs.performance_interval() is None
     logging.getLogger().removeHandler(handler)

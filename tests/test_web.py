@@ -3,6 +3,9 @@ httpx as the client, a real redis-server, jobs run by a real Worker."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 from known_jobs import run_known_jobs
 from prometheus_client.parser import text_string_to_metric_families
@@ -167,6 +170,10 @@ def test_settings_turn_routes_off(web, redis_url) -> None:
     assert srv2.get(f"{P}/metrics/autoscaler").status_code == 404
     assert "autoscaler" not in srv2.get(f"{P}/metrics").json()
     assert srv2.get(f"{P}/health").json()["sla_metrics"] is None
+    quiet = web(redis_url, env={"TASKQUEUE_METRICS__ENABLED": "false"})
+    for path in ("/metrics", f"{P}/metrics", f"{P}/metrics/prometheus", f"{P}/stats", f"{P}/sla"):
+        assert quiet.get(path).status_code == 404, path
+    assert quiet.get(f"{P}/health").status_code == 200
     off = web(redis_url, env={"TASKQUEUE_WEB__AUTO_CONFIGURE_ROUTES": "false"}, wait=None)
     assert off.proc.wait(30) == 2 and "auto_configure_routes = false" in off.log()
 
@@ -184,3 +191,39 @@ def test_nothing_prints_the_redis_password_or_the_token(web, redis_factory, clie
     for text in [*bodies, srv.log()]:
         assert "s3cretpw" not in text and TOKEN not in text
     tq.close()
+
+
+def test_adaptive_thresholds_are_served_only_when_asked(web, client) -> None:
+    """A master's autoscaler state, as its status record carries it."""
+    state = {"enabled": True, "thresholds": {"queue_pressure": 0.8},
+             "initial_thresholds": {"queue_pressure": 0.75}, "adjustments": [{"at": 1}]}  # fmt: skip
+    record = {"id": "h:1", "queues": ["default"], "workers": [], "autoscaler": state}
+    client.redis.set(client.keys.master("h:1"), json.dumps(record), px=60_000)
+    client.redis.zadd(client.keys.masters, {"h:1": int(time.time() * 1000)})
+    plain = web(client.url).get(f"{P}/metrics/autoscaler").json()["masters"]["h:1"]["state"]
+    assert plain["thresholds"] == {"queue_pressure": 0.8}
+    assert "adjustments" not in plain and "initial_thresholds" not in plain
+    srv = web(client.url, env={"TASKQUEUE_METRICS__COLLECT_ADAPTIVE_THRESHOLD_METRICS": "true"})
+    full = srv.get(f"{P}/metrics/autoscaler").json()["masters"]["h:1"]["state"]
+    assert full["adjustments"] == [{"at": 1}] and full["initial_thresholds"]
+
+
+def test_alert_settings_reach_the_rules(web, client) -> None:
+    """[alerts] from the environment: a master with 1 of 10 slots busy and 30 jobs waiting."""
+    record = {"id": "h:1", "queues": ["default"], "workers": [{"busy": 1, "slots": 10}]}
+    client.redis.set(client.keys.master("h:1"), json.dumps(record), px=60_000)
+    client.redis.zadd(client.keys.masters, {"h:1": int(time.time() * 1000)})
+    for i in range(30):
+        client.enqueue_with("ok", (i,), strict=False)
+
+    def names(srv) -> set[str]:
+        return {a["name"] for a in srv.get(f"{P}/alerts").json()["alerts"]}
+
+    assert names(web(client.url)) == {"queue_pressure"}  # 30 x 1.0 per worker > 2.0
+    env = {"TASKQUEUE_ALERTS__MAX_QUEUE_PRESSURE_SCORE": "100",
+           "TASKQUEUE_ALERTS__MIN_WORKER_UTILIZATION": "0.2",
+           "TASKQUEUE_ALERTS__MAX_WORKER_UTILIZATION": "0.3"}  # fmt: skip
+    assert names(web(client.url, env=env)) == {"worker_utilization_low"}
+    env.update({"TASKQUEUE_ALERTS__MIN_WORKER_UTILIZATION": "0",
+                "TASKQUEUE_ALERTS__MAX_WORKER_UTILIZATION": "0.05"})  # fmt: skip
+    assert names(web(client.url, env=env)) == {"worker_utilization_high"}

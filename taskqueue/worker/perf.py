@@ -3,7 +3,7 @@
 Duties:
 1. ``PerfWindow`` (pure): collect each finished attempt's run and wait times and outcome, and
    summarise a window: throughput, p50/p95/p99 of run and wait times, slot utilisation.
-2. ``run``: every ``logging.performance_interval`` seconds, log the window as an INFO record with
+2. ``run``: every ``metrics.export_interval`` seconds, log the window as an INFO record with
    ``event_type = "performance_metric"`` (see docs/logging.md) and start a new one.
 Utilisation is the slot time used by the attempts that finished in the window over the slot time
 available (``slots x interval``), capped at 1.
