@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from taskqueue import task
+from taskqueue import Task, task
 from taskqueue.config import TaskQueueConfig
 from taskqueue.errors import ConfigError
 from taskqueue.keys import Keys
 from taskqueue.master.periodic import PeriodicKeeper
 from taskqueue.master.redisguard import RedisGuard
-from taskqueue.registry import Registry
+from taskqueue.registry import Registry, registry
 from taskqueue.schedules import Every, ScheduleRegistry, periodic
 from taskqueue.schedules.admin import NoSuchSchedule, ScheduleAdmin, list_schedules
 from taskqueue.schedules.calls import ScheduleCalls
@@ -64,6 +64,21 @@ def test_periodic_above_task_registers_a_schedule() -> None:
                                                          "low_priority")  # fmt: skip
     rec = collect([], 1 << 20, tasks, code)["t.beat"]
     assert rec["queue"] == "low_priority" and rec["kind"] == "every" and rec["digest"]
+
+
+def test_periodic_on_a_task_class() -> None:
+    code = ScheduleRegistry()
+
+    @periodic(cron="0 * * * *", tz="Asia/Tokyo", misfire="skip", registry=code)
+    class Hourly(Task):
+        name = "t.hourly"
+
+        def run(self) -> None: ...
+
+    [s] = code.all()
+    assert (s.name, s.task, s.spec.describe(), s.misfire) == (
+        "t.hourly", "t.hourly", "cron '0 * * * *' Asia/Tokyo", "skip")  # fmt: skip
+    registry.remove("t.hourly")
 
 
 def test_periodic_below_task_is_refused() -> None:

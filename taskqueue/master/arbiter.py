@@ -40,7 +40,7 @@ from .handle import WorkerHandle
 from .httpchild import HttpChild
 from .inbox import Inbox
 from .leases import LeaseKeeper
-from .periodic import PeriodicKeeper, schedule_records
+from .periodic import keeper_for
 from .recycle import Recycler
 from .redisguard import RedisGuard
 from .reload import Reloader
@@ -103,9 +103,7 @@ class Arbiter:
         # next due one), so the master's own promotion timer is only the --enable-scheduler one.
         promote = cfg.scheduler.tick_interval if cfg.scheduler.enabled else None
         self.leases = LeaseKeeper(self.redis, self.broker, self.spec.queues, self.id, promote)
-        self.periodic = PeriodicKeeper(self.redis, self.keys, schedule_records(cfg),
-                                       cfg.scheduler.misfire_grace) if cfg.scheduler.enabled \
-            else None  # fmt: skip
+        self.periodic = keeper_for(cfg, self.redis, self.keys)
         self.beat = min(HEARTBEAT, cfg.workers.heartbeat_interval)
         self.control = ControlPlane(self.redis, self.keys, self.id, self.beat)
         if getattr(self, "inbox", None) is not None:

@@ -41,6 +41,17 @@ def schedule_records(cfg: Any) -> dict[str, dict[str, Any]]:
     return collect(cfg.schedules, cfg.limits.max_payload_bytes)
 
 
+def keeper_for(cfg: Any, redis: RedisGuard, keys: Keys) -> PeriodicKeeper | None:
+    """The master's keeper with ``--enable-scheduler``; None (saying so) without it."""
+    records = schedule_records(cfg)
+    if cfg.scheduler.enabled:
+        return PeriodicKeeper(redis, keys, records, cfg.scheduler.misfire_grace)
+    if records:
+        log.info("%d periodic schedule(s) declared (%s); this master does not fire them: "
+                 "start one with --enable-scheduler", len(records), ", ".join(records))  # fmt: skip
+    return None
+
+
 class PeriodicKeeper:
     def __init__(self, redis: RedisGuard, keys: Keys, records: dict[str, dict[str, Any]],
                  grace_s: float) -> None:  # fmt: skip
