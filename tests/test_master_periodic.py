@@ -159,3 +159,23 @@ def test_a_schedule_naming_an_unknown_task_is_refused_at_start(
     assert (f"{path}: schedules[0]: schedule 'nightly' names unknown task 'p.reprot'; "
             "did you mean 'p.report'?") in m.log()  # fmt: skip
     assert not redis.Redis.from_url(redis_url).exists(KEYS.schedules)
+
+
+@pytest.mark.slow
+def test_an_idle_scheduler_sleeps_until_the_next_slot(redis_url: str, masters, tmp_path) -> None:
+    """No polling for schedules: between two slots a scheduler sends Redis nothing about them
+    (every command is watched with MONITOR)."""
+    path = config(tmp_path, '[[schedules]]\nname = "yearly"\ntask = "m.noop"\ncron = "0 0 1 1 *"\n')
+    m = masters(redis_url, "-s", "-c", path, "-w", "1", imports="tests.tasks_for_master")
+    m.wait_log("scheduler: 1 schedule(s)", timeout=60)
+    m.wait_workers(1, timeout=60)
+    watcher = redis.Redis.from_url(redis_url)
+    seen: list[str] = []
+    with watcher.monitor() as mon:  # the master's status record arrives every 2 s at most
+        end = time.monotonic() + 12
+        while time.monotonic() < end:
+            seen.append(str(mon.next_command()["command"]))
+    about = [c for c in seen if "schedules" in c or "sched:" in c]
+    assert seen, "MONITOR saw nothing at all: the test is broken"
+    assert about == [], f"an idle scheduler touched the schedules: {about[:5]}"
+    assert m.stop() == 0

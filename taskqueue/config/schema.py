@@ -341,15 +341,19 @@ SETTINGS: list[Setting] = [
       **RATE,
       owner="issue 12"),
     # [scheduler], [auto_register]
-    S("scheduler", "enabled", bool, False, "Run the scheduler that moves delayed jobs to their queues.",
+    S("scheduler", "enabled", bool, False,
+      "Run the scheduler: move delayed jobs to their queues, and fire the periodic schedules "
+      "(`@periodic`, `[[schedules]]`; each slot once, however many masters run it).",
       cli=("--enable-scheduler", "-s"),
-      owner="issue 17"),
-    S("scheduler", "tick_interval", float, 1.0, "Seconds between two scheduler polls for due jobs.", min=0.05, max=3600,
-      owner="issue 17"),
+      proof="tests/test_master_periodic.py::test_three_masters_fire_each_slot_of_an_every_second_schedule_exactly_once"),
+    S("scheduler", "tick_interval", float, 1.0,
+      "Seconds between two scheduler polls for due delayed jobs (periodic schedules need no "
+      "polling: the scheduler sleeps until the next slot).", min=0.05, max=3600,
+      proof="tests/test_master_periodic.py::test_tick_interval_paces_the_masters_promotion_of_delayed_jobs"),
     S("scheduler", "misfire_grace", float, 60.0,
       "Seconds a periodic slot may be late and still fire on its own; older slots are misfires, "
       "handled by each schedule's `misfire` policy.", min=0, max=86400,
-      owner="issue 17"),
+      proof="tests/test_master_periodic.py::test_misfire_policies_after_every_master_was_down_for_10_seconds"),
     S("auto_register", "enabled", bool, True,
       "Register every task decorated with @task when its module is imported; false: only the tasks "
       "named in workers.tasks.",
