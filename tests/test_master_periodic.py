@@ -5,6 +5,7 @@ tqctl, and a schedule naming an unknown task refused at start. Counted on the jo
 from __future__ import annotations
 
 import json
+import signal
 import time
 from itertools import pairwise
 from pathlib import Path
@@ -179,3 +180,29 @@ def test_an_idle_scheduler_sleeps_until_the_next_slot(redis_url: str, masters, t
     assert seen, "MONITOR saw nothing at all: the test is broken"
     assert about == [], f"an idle scheduler touched the schedules: {about[:5]}"
     assert m.stop() == 0
+
+
+@pytest.mark.slow
+def test_tick_interval_paces_the_masters_promotion_of_delayed_jobs(redis_url, masters,
+                                                                    tmp_path) -> None:  # fmt: skip
+    """With its workers quiet (they promote nothing), a scheduler master alone moves due delayed
+    jobs to their queue, every tick_interval."""
+    from taskqueue import TaskQueue
+
+    tq = TaskQueue(redis_url)
+    for tick, promoted in ((0.2, True), (3600, False)):
+        path = config(tmp_path, f"[scheduler]\ntick_interval = {tick}\n")
+        m = masters(redis_url, "-s", "-c", path, "-w", "1", imports="tests.tasks_for_master")
+        m.wait_workers(1, timeout=60)
+        m.send(signal.SIGTSTP)
+        m.wait_log("quiet: fetching stopped")
+        time.sleep(0.5)  # the master's first promotion pass, at start, is behind us
+        job = tq.enqueue_with("m.noop", (1,), delay=0.3, strict=False)
+        if promoted:
+            wait_for(lambda j=job: tq.status(j).state == "queued", 20, "the master's promotion")
+        else:
+            time.sleep(3)  # ten times the delay: an hour-long tick has not come round
+            assert tq.status(job).state == "scheduled"
+        assert m.stop() == 0
+        tq.cancel(job)
+    tq.close()
