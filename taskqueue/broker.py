@@ -54,6 +54,8 @@ class NewJob:
     key: str | None
     dead_letter: bool
     ttl_ms: int
+    #: Discard the job if no worker started it within this many ms of enqueue (0 = never).
+    expires_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -126,6 +128,7 @@ class Broker:
                 1 if j.key else 0,
                 1 if j.dead_letter else 0,
                 j.ttl_ms,
+                j.expires_ms,
             ]
 
         def parse(raw: list) -> list[tuple[str, bool]]:

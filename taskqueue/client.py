@@ -10,7 +10,6 @@ Every state change is one Lua script (see ``broker.py``); reads are plain comman
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,15 +27,19 @@ from .redact import redact_url
 from .redis_errors import wrapping_errors
 from .registry import Registry, registry
 from .runner import AsyncRunner, SyncRunner
+from .serialization import decode_result
 from .task import set_default
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
-from .serialization import decode_result
+    from typing_extensions import Self, Unpack
+
+    from .jobs import EnqueueOptions
 
 #: Jobs per enqueue script call in enqueue_many.
 BATCH = 1000
 ALL = "all"
+#: Outcomes of the cancel script that mean the job is (or will be) cancelled.
+CANCELLED = ("cancelled", "requested")
 #: Life of a result-wait token list (``done:<id>``) passed on to other waiters (ms).
 DONE_TTL_MS = 60_000
 
@@ -139,7 +142,7 @@ class _Base:
         state = raw[0].decode()
         if state == "succeeded":
             return True, decode_result(raw[1])
-        if state in ("failed", "dead", "cancelled"):
+        if state in ("failed", "dead", "cancelled", "expired"):
             err = raw[2].decode("utf-8", "replace") if raw[2] else state
             tb = raw[3].decode("utf-8", "replace") if raw[3] else None
             raise TaskFailed(job_id, state, err, tb)
@@ -151,7 +154,24 @@ class _Base:
         pipe.pexpire(self.keys.done(job_id), DONE_TTL_MS)
         return pipe
 
-    def _lengths_reply(self, queues: list[str], raw: list, paused: set[bytes]) -> dict:
+    def _records_pipe(self, ids: list[str]) -> Any:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(self.keys.job(job_id))
+        return pipe
+
+    def _lengths_pipe(self, queues: list[str]) -> Any:
+        pipe = self.redis.pipeline(transaction=False)
+        for q in queues:
+            pipe.llen(self.keys.ready(q))
+            pipe.zcard(self.keys.scheduled(q))
+            pipe.zcard(self.keys.active(q))
+        pipe.smembers(self.keys.paused)
+        return pipe
+
+    @staticmethod
+    def _lengths_reply(queues: list[str], replies: list) -> dict:
+        *raw, paused = replies
         out: dict[str, dict[str, int]] = {}
         for i, q in enumerate(queues):
             ready, sched, active = raw[i * 3 : i * 3 + 3]
@@ -162,6 +182,21 @@ class _Base:
                 "paused": int(q.encode() in paused),
             }
         return out
+
+
+def _status(job_id: str, rec: dict) -> JobStatus:
+    if not rec:
+        raise JobNotFound(f"no job {job_id!r} (never enqueued, or its record expired)")
+    return JobStatus.from_record(job_id, rec)
+
+
+def _statuses(ids: list[str], recs: list[dict]) -> list[JobStatus]:
+    return [JobStatus.from_record(i, r) for i, r in zip(ids, recs, strict=True) if r]
+
+
+def _names(raw: Iterable[bytes], sort: bool = True) -> list[str]:
+    names = [n.decode() for n in raw]
+    return sorted(names) if sort else names
 
 
 @wrapping_errors
@@ -187,26 +222,12 @@ class TaskQueue(_Base):
         return self._enqueue(self.broker.enqueue([self._job(task, args, kwargs)]))[0][0]
 
     def enqueue_with(
-        self,
-        task: Any,
-        args: tuple | list = (),
-        kwargs: dict | None = None,
-        *,
-        queue: str | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
-        key: str | None = None,
-        max_retries: int | None = None,
-        timeout: float | None = None,
-        strict: bool = True,
-    ) -> str:
-        """Enqueue with options: queue, delay (s or timedelta), at (datetime), idempotency key,
-        max_retries, timeout (s). With a key already used, returns the first job's id."""
-        job = self._job(
-            task, args, kwargs, queue=queue, delay=delay, at=at, key=key,
-            max_retries=max_retries, timeout=timeout, strict=strict,
-        )  # fmt: skip
-        return self._enqueue(self.broker.enqueue([job]))[0][0]
+        self, task: Any, args: tuple | list = (), kwargs: dict | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> str:  # fmt: skip
+        """Enqueue with options (``EnqueueOptions``: queue, delay, at, key, max_retries, timeout,
+        expires, strict). With a key already used, returns the first job's id."""
+        return self._enqueue(self.broker.enqueue([self._job(task, args, kwargs, **options)]))[0][0]
 
     def enqueue_many(self, calls: Iterable[Any]) -> list[str]:
         """Enqueue many ``(task, args, kwargs)`` calls, one script call per 1,000 jobs, in
@@ -239,17 +260,14 @@ class TaskQueue(_Base):
                 self._pass_on(self.redis.pipeline(), job_id).execute()
 
     def status(self, job_id: str) -> JobStatus:
-        rec = self.redis.hgetall(self.keys.job(job_id))
-        if not rec:
-            raise JobNotFound(f"no job {job_id!r} (never enqueued, or its record expired)")
-        return JobStatus.from_record(job_id, rec)
+        return _status(job_id, self.redis.hgetall(self.keys.job(job_id)))
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not finished. Returns False if it had finished or is unknown."""
         queue = self.redis.hget(self.keys.job(job_id), "queue")
-        if queue is None:
-            return False
-        return self.run(self.broker.cancel(job_id, queue.decode())) in ("cancelled", "requested")
+        return (
+            queue is not None and self.run(self.broker.cancel(job_id, queue.decode())) in CANCELLED
+        )
 
     # -- queues --------------------------------------------------------------------------------
     def pause(self, queue: str) -> bool:
@@ -266,27 +284,17 @@ class TaskQueue(_Base):
         return total
 
     def queues(self) -> list[str]:
-        return sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
+        return _names(self.redis.smembers(self.keys.queues))
 
     def queue_lengths(self) -> dict[str, dict[str, int]]:
         queues = self.queues()
-        pipe = self.redis.pipeline(transaction=False)
-        for q in queues:
-            pipe.llen(self.keys.ready(q))
-            pipe.zcard(self.keys.scheduled(q))
-            pipe.zcard(self.keys.active(q))
-        pipe.smembers(self.keys.paused)
-        *raw, paused = pipe.execute()
-        return self._lengths_reply(queues, raw, paused)
+        return self._lengths_reply(queues, self._lengths_pipe(queues).execute())
 
     # -- dead letter ---------------------------------------------------------------------------
     def dead_letter(self, limit: int = 100) -> list[JobStatus]:
         """The newest ``limit`` dead jobs, newest first."""
-        ids = [i.decode() for i in self.redis.zrevrange(self.keys.dead, 0, limit - 1)]
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.hgetall(self.keys.job(job_id))
-        return [JobStatus.from_record(i, r) for i, r in zip(ids, pipe.execute(), strict=True) if r]
+        ids = _names(self.redis.zrevrange(self.keys.dead, 0, limit - 1), sort=False)
+        return _statuses(ids, self._records_pipe(ids).execute())
 
     def retry_dead(self, job_id: str = ALL) -> int:
         """Move one dead job (or all) back to its queue with fresh retries; returns how many."""
@@ -327,23 +335,10 @@ class AsyncTaskQueue(_Base):
         return (await self._enqueue(self.broker.enqueue([self._job(task, args, kwargs)])))[0][0]
 
     async def enqueue_with(
-        self,
-        task: Any,
-        args: tuple | list = (),
-        kwargs: dict | None = None,
-        *,
-        queue: str | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
-        key: str | None = None,
-        max_retries: int | None = None,
-        timeout: float | None = None,
-        strict: bool = True,
-    ) -> str:
-        job = self._job(
-            task, args, kwargs, queue=queue, delay=delay, at=at, key=key,
-            max_retries=max_retries, timeout=timeout, strict=strict,
-        )  # fmt: skip
+        self, task: Any, args: tuple | list = (), kwargs: dict | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> str:  # fmt: skip
+        job = self._job(task, args, kwargs, **options)
         return (await self._enqueue(self.broker.enqueue([job])))[0][0]
 
     async def enqueue_many(self, calls: Iterable[Any]) -> list[str]:
@@ -377,17 +372,14 @@ class AsyncTaskQueue(_Base):
                 await self._pass_on(self.redis.pipeline(), job_id).execute()
 
     async def status(self, job_id: str) -> JobStatus:
-        rec = await self.redis.hgetall(self.keys.job(job_id))
-        if not rec:
-            raise JobNotFound(f"no job {job_id!r} (never enqueued, or its record expired)")
-        return JobStatus.from_record(job_id, rec)
+        return _status(job_id, await self.redis.hgetall(self.keys.job(job_id)))
 
     async def cancel(self, job_id: str) -> bool:
         queue = await self.redis.hget(self.keys.job(job_id), "queue")
-        if queue is None:
-            return False
-        outcome = await self.run(self.broker.cancel(job_id, queue.decode()))
-        return outcome in ("cancelled", "requested")
+        return (
+            queue is not None
+            and await self.run(self.broker.cancel(job_id, queue.decode())) in CANCELLED
+        )
 
     async def pause(self, queue: str) -> bool:
         return await self.run(self.broker.pause(check_queue(queue)))
@@ -402,27 +394,15 @@ class AsyncTaskQueue(_Base):
         return total
 
     async def queues(self) -> list[str]:
-        return sorted(q.decode() for q in await self.redis.smembers(self.keys.queues))
+        return _names(await self.redis.smembers(self.keys.queues))
 
     async def queue_lengths(self) -> dict[str, dict[str, int]]:
         queues = await self.queues()
-        pipe = self.redis.pipeline(transaction=False)
-        for q in queues:
-            pipe.llen(self.keys.ready(q))
-            pipe.zcard(self.keys.scheduled(q))
-            pipe.zcard(self.keys.active(q))
-        pipe.smembers(self.keys.paused)
-        *raw, paused = await pipe.execute()
-        return self._lengths_reply(queues, raw, paused)
+        return self._lengths_reply(queues, await self._lengths_pipe(queues).execute())
 
     async def dead_letter(self, limit: int = 100) -> list[JobStatus]:
-        ids = [i.decode() for i in await self.redis.zrevrange(self.keys.dead, 0, limit - 1)]
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.hgetall(self.keys.job(job_id))
-        return [
-            JobStatus.from_record(i, r) for i, r in zip(ids, await pipe.execute(), strict=True) if r
-        ]
+        ids = _names(await self.redis.zrevrange(self.keys.dead, 0, limit - 1), sort=False)
+        return _statuses(ids, await self._records_pipe(ids).execute())
 
     async def retry_dead(self, job_id: str = ALL) -> int:
         if job_id != ALL:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from . import options
 from .broker import NewJob
@@ -38,6 +38,28 @@ def _seconds(value: float | timedelta | None) -> float:
     return float(value)
 
 
+class EnqueueOptions(TypedDict, total=False):
+    """The per-job options of ``enqueue_with`` (both clients, and ``task.enqueue_with``)."""
+
+    #: Queue to use instead of the task's own.
+    queue: str | None
+    #: Seconds (or a timedelta) before the job may run.
+    delay: float | timedelta | None
+    #: When the job may run (a datetime).
+    at: datetime | None
+    #: Idempotency key: while it lives, enqueueing again returns the first job's id.
+    key: str | None
+    #: Retries after the first failed attempt, instead of the task's.
+    max_retries: int | None
+    #: Seconds an attempt may run, instead of the task's.
+    timeout: float | None
+    #: Discard the job, counted as ``expired``, if no worker started it within these seconds
+    #: (or a timedelta) after enqueue, or by this datetime.
+    expires: float | timedelta | datetime | None
+    #: False: allow a task name only the workers know.
+    strict: bool
+
+
 def make_job(
     registry: Registry,
     target: Any,
@@ -51,6 +73,7 @@ def make_job(
     max_retries: int | None = None,
     timeout: float | None = None,
     strict: bool = True,
+    expires: float | timedelta | datetime | None = None,
     max_payload: int,
 ) -> NewJob:
     """Validate one call and encode it; raise an EnqueueError subclass naming the culprit."""
@@ -68,6 +91,7 @@ def make_job(
     delay = None if delay is None else options.seconds("delay", delay, name, zero_ok=True)
     at = options.at(at)
     key = options.key(key)
+    expires_ms = _expires_ms(expires, name)
     if not isinstance(args, (tuple, list)):
         raise InvalidOption(f"args of task {name!r} must be a tuple or list, got {args!r}")
     if kwargs is not None and not (
@@ -94,7 +118,18 @@ def make_job(
         key=key,
         dead_letter=opts.dead_letter,
         ttl_ms=int(opts.result_ttl * 1000),
+        expires_ms=expires_ms,
     )
+
+
+def _expires_ms(expires: float | timedelta | datetime | None, task: str) -> int:
+    """``expires`` (seconds or a timedelta after enqueue, or a datetime) as ms after enqueue;
+    0 = never. A datetime already past expires the job at once (1 ms)."""
+    if expires is None:
+        return 0
+    if isinstance(expires, datetime):
+        return max(1, int((expires.timestamp() - time.time()) * 1000))
+    return max(1, int(options.seconds("expires", expires, task) * 1000))
 
 
 def split_call(call: Any) -> tuple[Any, tuple, dict]:

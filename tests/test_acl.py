@@ -29,6 +29,12 @@ LIBRARY = {"PING", "SELECT", "CLIENT SETNAME", "EVALSHA", "SCRIPT LOAD", "SCRIPT
            "CLUSTER SLOTS", "COMMAND", "ASKING"}  # fmt: skip
 
 
+#: Sent only as a best-effort look: `tqctl status` scans for masters of other namespaces (SCAN,
+#: ZCOUNT). The confined user is meant to be refused them (it would see other namespaces' key
+#: names); tqctl then shows nothing extra.
+BEST_EFFORT = {"SCAN", "ZCOUNT"}
+
+
 def lua_commands() -> set[str]:
     out = set()
     for path in [*LUA_DIR.glob("*.lua"), *LUA_DIR.glob("includes/*.lua")]:
@@ -88,7 +94,7 @@ def acl_commands() -> set[str]:
 
 
 def test_acl_allows_exactly_the_commands_taskqueue_uses():
-    used = lua_commands() | set(python_commands()) | LIBRARY
+    used = (lua_commands() | set(python_commands()) | LIBRARY) - BEST_EFFORT
     allowed = acl_commands()
     missing = sorted(used - allowed)
     extra = sorted(allowed - used)

@@ -134,3 +134,33 @@ def test_async_from_config(redis_url) -> None:
             await tq.close()
 
     assert asyncio.run(main()) == "default"
+
+
+def test_enqueue_with_expires_discards_a_job_not_started_in_time(redis_url) -> None:
+    import time
+
+    from taskqueue.errors import TaskFailed
+    from taskqueue.testing import assert_conserved
+
+    reg = Registry()
+
+    @task(name="late", registry=reg)
+    def late(x):
+        return x
+
+    tq = TaskQueue(redis_url, namespace="expiry", registry=reg)
+    taskqueue.set_default(tq)
+    try:
+        stale = late.enqueue_with((1,), expires=0.2)
+        fresh = tq.enqueue_with(late, (2,), expires=600)
+        time.sleep(0.5)  # no worker yet: the first one's time runs out
+        with running_worker(tq, reg):
+            assert tq.result(fresh, timeout=30) == 2
+            with pytest.raises(TaskFailed, match="expired"):
+                tq.result(stale, timeout=30)
+        assert tq.status(stale).state == "expired"
+        assert tq.redis.hget(tq.keys.stats, "default@late:expired") == b"1"
+        assert assert_conserved(tq.redis, [stale, fresh], tq.keys) == {"expired": 1, "succeeded": 1}
+    finally:
+        taskqueue.set_default(None)
+        tq.close()

@@ -261,6 +261,12 @@ def scenario(run: CoverageRunner, cell: redis.Redis) -> None:
     assert run(b.dead_retry()) >= 1
     fail_all_ready("t13")
     assert run(b.dead_delete()) >= 1
+    # fetch: a job past its expiry ends `expired` (a result waiter woken), never leased.
+    run(b.enqueue([job("x1", queue="qx", expires_ms=1)]))
+    run(b.watch("x1"))
+    settle()
+    assert fetch(b, 1, "tx", ("qx",)) == []
+    assert cell.hget(KEYS.job("x1"), "state") == b"expired"
 
 
 def schedule_scenario(run: CoverageRunner, cell: redis.Redis) -> None:

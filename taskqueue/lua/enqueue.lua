@@ -4,8 +4,10 @@ KEYS[2] queues      SET   every queue name ever used
 KEYS[3..] five per job, in order: job HASH, ready LIST, scheduled ZSET, wake LIST, idempotency STRING
 ARGV[1] n           number of jobs in this call
 ARGV[2] idem_ttl_ms how long an idempotency key keeps pointing at its first job
-ARGV[3..] eleven per job, in order: id, task, queue, payload, max_retries, timeout_ms, delay_ms,
-        at_ms (absolute, 0 = none), has_key (1 = use the idempotency key), dead_letter (1/0), ttl_ms
+ARGV[3..] twelve per job, in order: id, task, queue, payload, max_retries, timeout_ms, delay_ms,
+        at_ms (absolute, 0 = none), has_key (1 = use the idempotency key), dead_letter (1/0), ttl_ms,
+        expires_ms (0 = never; else the job is discarded as `expired` if no worker started it
+        within that many ms: stored as the absolute `expires_ms` field)
 Returns: flat array, two per job: job id (the existing one for a duplicate key), 1 if it already
         existed else 0.
 ]]
@@ -21,7 +23,7 @@ local woken = {}   -- wake key -> tokens to push
 local queues = {}  -- queue names seen
 for i = 0, n - 1 do
   local k = 2 + i * 5
-  local a = 2 + i * 11
+  local a = 2 + i * 12
   local job_key, ready, sched, wake_key, idem_key = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   local id, queue = ARGV[a + 1], ARGV[a + 3]
   local existing = false
@@ -42,6 +44,8 @@ for i = 0, n - 1 do
     new_job(job_key, ready, sched, now, due, id, ARGV[a + 2], queue, ARGV[a + 4], ARGV[a + 5],
       ARGV[a + 6], ARGV[a + 10], ARGV[a + 11])
     if ARGV[a + 9] == '1' then redis.call('HSET', job_key, 'key', idem_key) end
+    local expires = tonumber(ARGV[a + 12])
+    if expires > 0 then redis.call('HSET', job_key, 'expires_ms', now + expires) end
     woken[wake_key] = (woken[wake_key] or 0) + 1
     queues[queue] = true
     tally(queue .. '@' .. ARGV[a + 2], 'enqueued', 1)

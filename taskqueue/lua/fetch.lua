@@ -16,11 +16,13 @@ ARGV[5] base        key prefix with hash tag, e.g. `tq:{default}:`; job records 
 ARGV[6] promote     most scheduled jobs to promote per queue in this call
 ARGV[7..] one per queue: the queue name, same order as KEYS
 Returns: {now_ms, next_due_ms, then ten per leased job: id, task, queue, payload, attempts,
-        failures, max_retries, timeout_ms, wait_ms, stalls}. A job with stalls > 0 (a suspect:
+        failures, max_retries, timeout_ms, wait_ms, stalls}. A job past its `expires_ms` is not
+        leased: it ends `expired` (counted as such; result waiters woken). A job with stalls > 0 (a suspect:
         its worker died while it ran) is always the last of its batch; the caller runs it alone. next_due_ms is the earliest scheduled job
         of these queues when no job was leased, else -1 (also when none is scheduled).
 ]]
 --@include now_ms
+--@include finish
 --@include num
 --@include tally
 --@include wake
@@ -72,7 +74,8 @@ for i = 0, nq - 1 do
       for k, id in ipairs(ids) do
         local job_key = base .. 'job:' .. id
         local f = redis.call('HMGET', job_key, 'task', 'payload', 'attempts', 'failures',
-          'max_retries', 'timeout_ms', 'enqueued_ms', 'due_ms', 'state', 'stalls')
+          'max_retries', 'timeout_ms', 'enqueued_ms', 'due_ms', 'state', 'stalls', 'expires_ms',
+          'ttl_ms')
         local bad = corrupt_field(f)
         if bad then
           -- Validated before this job's first write: it goes to the dead letter with the reason,
@@ -81,6 +84,9 @@ for i = 0, nq - 1 do
             'error', 'CorruptRecord: job record field ' .. bad .. ': the job cannot run')
           redis.call('ZADD', base .. 'dead', now, id)
           tally(queue, 'dead', 1)
+        elseif f[1] and f[9] ~= 'cancelled' and f[11] and now >= num(f[11], now + 1) then
+          finish(job_key, base .. 'done:' .. id, 'expired', now, num(f[12], 0))
+          tally(queue .. '@' .. f[1], 'expired', 1)
         elseif f[1] and f[9] ~= 'cancelled' then
           local attempts = tonumber(f[3]) + 1
           redis.call('HSET', job_key, 'state', 'active', 'token', token, 'worker', worker,

@@ -14,7 +14,7 @@ import redis
 
 from ..keys import Keys
 
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled", "expired")
 
 
 def job_places(client: redis.Redis, keys: Keys, job_ids: Iterable[str]) -> dict[str, list[str]]:

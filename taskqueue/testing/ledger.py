@@ -60,7 +60,7 @@ ENV = "TASKQUEUE_LEDGER"
 SKEW_ENV = "TASKQUEUE_LEDGER_CLOCK_SKEW"
 #: A fault this long before a run started may still hit it: the job was leased, not started yet.
 LEASED_BEFORE_START = 2.0
-TERMINAL = ("succeeded", "failed", "cancelled", "dead")
+TERMINAL = ("succeeded", "failed", "cancelled", "dead", "expired")
 
 
 class Ledger:
