@@ -59,12 +59,12 @@ def serve(
     app = create_app(cfg, prometheus_at_root=True, dashboard_at_root=True)
     if parent_pid is not None:
         _watch_parent(parent_pid)
-    level = str(cfg.logging.level).lower()
+    level = {"warn": "warning"}.get(str(cfg.logging.level).lower(), str(cfg.logging.level).lower())
     config = uvicorn.Config(app, host=host, port=port, access_log=False, lifespan="on",
                             log_level="warning" if level == "info" else level,
                             log_config=None)  # fmt: skip
     server = uvicorn.Server(config)
-    log.info("HTTP API on http://%s:%d%s/ (Redis %s)", host, port, cfg.web.route_prefix,
-             redact_url(cfg.redis.url))  # fmt: skip
+    log.info("HTTP API on http://%s:%d%s/ (namespace %s on %s)", host, port,
+             cfg.web.route_prefix, cfg.redis.namespace, redact_url(cfg.redis.url))  # fmt: skip
     server.run()
     return 0 if server.started else 1
