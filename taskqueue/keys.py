@@ -23,6 +23,7 @@ class Keys:
         "paused",
         "dead",
         "masters",
+        "registered",
         "autoscaler_log",
         "alerts",
         "schedules",
@@ -39,6 +40,8 @@ class Keys:
         self.queues = self.base + "queues"
         self.paused = self.base + "paused"
         self.dead = self.base + "dead"
+        #: Tasks each live master / standalone worker can run (``taskqueue/registered.py``).
+        self.registered = self.base + "registered"
         self.masters = self.base + "masters"
         self.autoscaler_log = self.base + "autoscaler:log"
         #: Alert key -> first seen (ms), kept by the HTTP API (``taskqueue/web/context.py``).

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import __version__
+from .. import __version__, registered
 from ..broker import Broker
 from ..connection import RedisSettings
 from ..keys import Keys
@@ -278,7 +278,8 @@ class Arbiter:
                 w.sample()
                 w.channel.flush()
             self.beats += 1
-            self.control.publish(self.status(), index=self.beats % 5 == 1)
+            tasks = registered.entry(self.spec.queues, registry.names())
+            self.control.publish(self.status(), index=self.beats % 5 == 1, tasks=tasks)
             jobs = sum(len(w.jobs) for w in self.workers.values())
             self.notify.status(f"{len(self.workers)} workers, {jobs} jobs in flight"
                                f"{', quiet' if self.quiet else ''}"

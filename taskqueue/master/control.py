@@ -48,18 +48,22 @@ class ControlPlane:
         self.id = master_id
         self.ttl_ms = int(heartbeat * HEARTBEATS_TTL * 1000)
 
-    def publish(self, record: dict[str, Any], index: bool = True) -> None:
+    def publish(self, record: dict[str, Any], index: bool = True, tasks: str = "") -> None:
         """Write the status record; ``index`` also refreshes the id in the masters index
-        (needed far less often: readers prune ids only after a minute without it)."""
+        (needed far less often: readers prune ids only after a minute without it); ``tasks``
+        is this master's entry of the registered-tasks hash (``registered.entry``)."""
         data = json.dumps(record, default=str, separators=(",", ":"))
 
         def go() -> None:
-            if not index:
+            if not index and not tasks:
                 self.redis.client.set(self.keys.master(self.id), data, px=self.ttl_ms)
                 return
             pipe = self.redis.client.pipeline(transaction=False)
             pipe.set(self.keys.master(self.id), data, px=self.ttl_ms)
-            pipe.zadd(self.keys.masters, {self.id: int(time.time() * 1000)})
+            if index:
+                pipe.zadd(self.keys.masters, {self.id: int(time.time() * 1000)})
+            if tasks:
+                pipe.hset(self.keys.registered, self.id, tasks)
             pipe.execute()
 
         self.redis.call(go)
@@ -103,6 +107,7 @@ class ControlPlane:
             pipe = self.redis.client.pipeline(transaction=False)
             pipe.delete(self.keys.master(self.id))
             pipe.zrem(self.keys.masters, self.id)
+            pipe.hdel(self.keys.registered, self.id)
             pipe.execute()
 
         self.redis.call(go)

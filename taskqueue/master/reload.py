@@ -2,7 +2,8 @@
 
 Duties:
 1. ``start``: read and validate the configuration again (a bad one is logged and the old one
-   kept), import any new task modules, then start a new generation of workers.
+   kept), re-import the task modules (changed code, new modules; see ``taskload``), publish
+   the registered tasks, then start a new generation of workers, forked with the new code.
 2. ``progress`` (each loop pass): retire one old worker for each new worker that reports up,
    oldest first, so capacity never drops; done once no old worker is left working.
 3. If the new generation cannot boot (the boot guard halts), kill it and keep the old one.
@@ -42,7 +43,7 @@ class Reloader:
         m.notify.reloading()
         try:
             cfg = m.load_config()
-            load_tasks(cfg)
+            load_tasks(cfg, reload=True)  # changed task code: the new generation forks it
             schedule_records(cfg)  # a schedule naming an unknown task is refused here too
         except (ConfigError, ImportError, Exception) as exc:  # noqa: BLE001 - keep the old one
             m.notify.ready()
@@ -54,6 +55,7 @@ class Reloader:
         m.apply_config(cfg)
         m.generation += 1
         m.boot.reset()
+        m.next_beat = 0.0  # publish the registered tasks now: old workers retry new tasks
         log.info("reload (%s): starting generation %d with %d workers", why, m.generation,
                  m.desired)  # fmt: skip
         return True, f"reloading: generation {m.generation}", {"generation": m.generation}

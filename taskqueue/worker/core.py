@@ -160,6 +160,8 @@ class Worker:
             for t in timers:
                 t.cancel()
             await asyncio.gather(*timers, return_exceptions=True)
+            if self.standalone:
+                await self.leases.unpublish()
             await self.link.close()
             self.executor.shutdown()
             log.info("worker %s stopped after %d jobs", self.name, self.processed)

@@ -24,7 +24,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .. import logs
+from .. import logs, registered
 from ..context import JobContext, set_current
 from ..errors import Reject, Retry, SerializationError, SoftTimeLimitExceeded
 from ..redact import redact_text
@@ -62,6 +62,26 @@ class Executor:
             worst = max(worst, now - started - r.job.timeout_ms / 1000)
         return worst
 
+    async def _unknown(self, job: Any) -> Exception:
+        """The error for a job whose task this worker does not know: ``Retry`` (with backoff,
+        counted against its retries) while some live worker consuming its queue registers the
+        task (a deploy rolling out), else ``Reject`` (the dead letter at once)."""
+        w = self.w
+        mine = ", ".join(w.registry.names()) or "none"
+        try:
+            raw = await w.link.redis.hgetall(w.keys.registered)
+        except Exception as exc:  # noqa: BLE001 - cannot tell now: ask again later
+            return Retry(reason=f"task {job.task!r} is unknown here and the registered tasks "
+                                f"could not be read ({type(exc).__name__})")  # fmt: skip
+        live, _ = registered.live_entries(raw)
+        others = registered.serves(live, job.task, job.queue)
+        if others:
+            return Retry(reason=f"task {job.task!r} is not registered in this worker, but "
+                                f"{', '.join(others[:3])} registers it (a deploy rolling out?)")  # fmt: skip
+        return Reject(f"unknown task {job.task!r}: no task of that name is registered in this "
+                      f"worker (imported: {mine}) nor in any live worker consuming queue "
+                      f"{job.queue!r}")  # fmt: skip
+
     async def execute(self, r: Running) -> None:
         w = self.w
         job = r.job
@@ -75,8 +95,7 @@ class Executor:
             if job.stalls:
                 await w.alone(r)
             if spec is None:
-                raise Reject(f"unknown task {job.task!r}: no task of that name is registered in "
-                             f"this worker (imported: {', '.join(w.registry.names()) or 'none'})")  # fmt: skip
+                raise await self._unknown(job)
             try:
                 args, kwargs = decode_call(job.payload)
             except MalformedPayload as exc:

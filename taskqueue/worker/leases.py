@@ -11,11 +11,14 @@ Duties:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from .. import registered
 
 if TYPE_CHECKING:
     from .core import Worker
@@ -35,11 +38,26 @@ class LeaseKeeper:
         interval = w.broker.lease_ms / 3000
         next_recover = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await self.publish()
+            await asyncio.sleep(min(interval, registered.PUBLISH_EVERY * 5))
             await self.extend()
             if time.monotonic() >= next_recover:
                 await w.link.run(w.broker.recover(w.queues))
                 next_recover = time.monotonic() + interval * random.uniform(1.0, 2.0)
+
+    async def publish(self) -> None:
+        """Write this worker's entry of the registered tasks (``taskqueue/registered.py``)."""
+        w = self.w
+        value = registered.entry(w.queues, w.registry.names())
+        try:
+            await w.link.redis.hset(w.keys.registered, w.name, value)
+        except Exception as exc:  # noqa: BLE001 - classified and logged by the link
+            await w.link.outage(exc, "publishing the registered tasks")
+
+    async def unpublish(self) -> None:
+        w = self.w
+        with contextlib.suppress(Exception):
+            await w.link.redis.hdel(w.keys.registered, w.name)
 
     async def extend(self) -> None:
         held = self.w.inflight()

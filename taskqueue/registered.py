@@ -1,0 +1,63 @@
+"""Which tasks the live workers can run: published to Redis, read by workers and the HTTP API.
+
+Format (one HASH per namespace, ``<base>registered``)::
+
+    field  = the publisher's id: a master id (``host:pid``; it speaks for all its workers) or a
+             standalone worker's name
+    value  = JSON {"queues": ["default", ...], "tasks": ["app.send", ...],
+                   "expires_ms": <Unix ms>}
+
+Publishers rewrite their entry at least every ``PUBLISH_EVERY`` seconds (a master with its
+status record, a standalone worker with its lease timer) and delete it when they stop. An entry
+whose ``expires_ms`` has passed belongs to a process that died: readers ignore it, and
+``live_entries`` returns the stale fields so a caller may HDEL them. Reading is one HGETALL.
+
+A worker that fetches a job for a task it does not know asks ``serves``: if some live worker
+consuming the job's queue registers the task (a deploy in progress), the job is retried with
+backoff, counted against its retries; if none does, it goes to the dead letter at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+#: Seconds between two publications of an entry, and how long one stays valid.
+PUBLISH_EVERY = 2.0
+VALID_FOR = 30.0
+
+
+def entry(queues: Sequence[str], tasks: Iterable[str], now: float | None = None) -> str:
+    """The JSON value a publisher writes for itself."""
+    now = time.time() if now is None else now
+    return json.dumps({"queues": list(queues), "tasks": sorted(tasks),
+                       "expires_ms": int((now + VALID_FOR) * 1000)}, separators=(",", ":"))  # fmt: skip
+
+
+def live_entries(
+    raw: Mapping[Any, Any], now: float | None = None
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """(live entries by publisher id, ids of expired or unreadable entries) from HGETALL."""
+    now_ms = int((time.time() if now is None else now) * 1000)
+    live: dict[str, dict[str, Any]] = {}
+    stale: list[str] = []
+    for key, value in raw.items():
+        who = key.decode() if isinstance(key, bytes) else str(key)
+        try:
+            rec = json.loads(value)
+            ok = rec["expires_ms"] > now_ms and isinstance(rec["tasks"], list)
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if ok:
+            live[who] = rec
+        else:
+            stale.append(who)
+    return live, stale
+
+
+def serves(entries: Mapping[str, Mapping[str, Any]], task: str, queue: str) -> list[str]:
+    """Ids of the live publishers that consume ``queue`` and register ``task``."""
+    return [who for who, rec in entries.items()
+            if task in rec.get("tasks", ()) and queue in rec.get("queues", ())]  # fmt: skip
