@@ -7,8 +7,9 @@ Format (one HASH per namespace, ``<base>registered``)::
     value  = JSON {"queues": ["default", ...], "tasks": ["app.send", ...],
                    "expires_ms": <Unix ms>}
 
-Publishers rewrite their entry at least every ``PUBLISH_EVERY`` seconds (a master with its
-status record, a standalone worker with its lease timer) and delete it when they stop. An entry
+Publishers rewrite their entry at least every ``PUBLISH_EVERY`` seconds (a master every 10 s
+with its masters-index beat and at once after a reload, a standalone worker with its lease
+timer) and delete it when they stop. An entry
 whose ``expires_ms`` has passed belongs to a process that died: readers ignore it, and
 ``live_entries`` returns the stale fields so a caller may HDEL them. Reading is one HGETALL.
 
@@ -24,8 +25,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-#: Seconds between two publications of an entry, and how long one stays valid.
-PUBLISH_EVERY = 2.0
+#: Longest time between two publications of an entry (s), and how long one stays valid.
+PUBLISH_EVERY = 10.0
 VALID_FOR = 30.0
 
 

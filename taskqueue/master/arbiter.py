@@ -278,8 +278,9 @@ class Arbiter:
                 w.sample()
                 w.channel.flush()
             self.beats += 1
-            tasks = registered.entry(self.spec.queues, registry.names())
-            self.control.publish(self.status(), index=self.beats % 5 == 1, tasks=tasks)
+            index = self.beats % 5 == 1  # every 10 s: the masters index, the registered tasks
+            tasks = registered.entry(self.spec.queues, registry.names()) if index else ""
+            self.control.publish(self.status(), index=index, tasks=tasks)
             jobs = sum(len(w.jobs) for w in self.workers.values())
             self.notify.status(f"{len(self.workers)} workers, {jobs} jobs in flight"
                                f"{', quiet' if self.quiet else ''}"

@@ -55,7 +55,7 @@ class Reloader:
         m.apply_config(cfg)
         m.generation += 1
         m.boot.reset()
-        m.next_beat = 0.0  # publish the registered tasks now: old workers retry new tasks
+        m.next_beat, m.beats = 0.0, 0  # publish the registered tasks now (an index beat)
         log.info("reload (%s): starting generation %d with %d workers", why, m.generation,
                  m.desired)  # fmt: skip
         return True, f"reloading: generation {m.generation}", {"generation": m.generation}

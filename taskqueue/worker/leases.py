@@ -39,7 +39,7 @@ class LeaseKeeper:
         next_recover = time.monotonic()
         while True:
             await self.publish()
-            await asyncio.sleep(min(interval, registered.PUBLISH_EVERY * 5))
+            await asyncio.sleep(min(interval, registered.PUBLISH_EVERY))
             await self.extend()
             if time.monotonic() >= next_recover:
                 await w.link.run(w.broker.recover(w.queues))
