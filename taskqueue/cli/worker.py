@@ -59,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(sets [web] enabled, bind and port)")  # fmt: skip
     add_cli_flags(worker)
     web = sub.add_parser(
-        "web", help="serve the HTTP API (no workers)", epilog=WEB_EXAMPLE,
-        description="Serve the HTTP API and Prometheus metrics of a namespace with uvicorn; "
-                    "this process runs no workers (web-only mode). Needs the 'web' extra.",
+        "web", help="serve the HTTP API and the dashboard (no workers)", epilog=WEB_EXAMPLE,
+        description="Serve the HTTP API, the dashboard (at / and <route_prefix>/) and Prometheus "
+                    "metrics of a namespace with uvicorn; this process runs no workers (web-only "
+                    "mode). Needs the 'web' extra.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     web.add_argument("--config", "-c", metavar="FILE",
@@ -74,6 +75,7 @@ WEB_EXAMPLE = """\
 example:
   task-worker web -c conf/task-queue-web.toml --port 3000
   curl -s http://127.0.0.1:3000/tasks/health | jq .status
+  # the dashboard: http://127.0.0.1:3000/
 """
 
 
