@@ -189,5 +189,11 @@ def test_dashboard_says_when_redis_or_the_api_is_down(browser, web) -> None:
             "() => document.querySelector('#outage').textContent.startsWith('The API is unreachable')",
             timeout=WAIT_MS,
         )
+        off = web(dead_redis, env={"TASKQUEUE_WEB__ENABLE_METRICS": "false"})
+        page.goto(off.base + "/")
+        page.wait_for_function(
+            "() => document.querySelector('#outage').textContent.includes('[web] enable_metrics')",
+            timeout=WAIT_MS,
+        )
     finally:
         page.close()

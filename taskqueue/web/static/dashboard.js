@@ -44,7 +44,7 @@ function toast(text) {
 
 // -- API ----------------------------------------------------------------------------------------
 class ApiError extends Error {
-  constructor(message, status) { super(message); this.status = status; }
+  constructor(message, status, path = "") { super(message); this.status = status; this.path = path; }
 }
 
 async function api(path, options = {}) {
@@ -59,7 +59,7 @@ async function api(path, options = {}) {
   try { body = text ? JSON.parse(text) : null; } catch { body = { detail: text }; }
   if (!res.ok) {
     const why = body && (body.reason || body.detail || body.error || body.message);
-    throw new ApiError(why ? String(typeof why === "string" ? why : JSON.stringify(why)) : `HTTP ${res.status}`, res.status);
+    throw new ApiError(why ? String(typeof why === "string" ? why : JSON.stringify(why)) : `HTTP ${res.status}`, res.status, path);
   }
   return body;
 }
@@ -402,6 +402,14 @@ async function lookup(id) {
 // -- refresh loop -------------------------------------------------------------------------------
 function showError(err) {
   const box = $("#outage");
+  if (err.status === 404 && err.path.startsWith("metrics")) {
+    box.textContent = `This server does not serve ${err.path.split("?")[0]}: the metrics routes are off. `
+      + "Turn on [web] enable_metrics and [metrics] enabled to use the dashboard.";
+    box.hidden = false;
+    $("#live").className = "pill down";
+    $("#live").textContent = "no metrics";
+    return;
+  }
   const redis = err.status === 503 || /redis/i.test(err.message);
   const why = err.message.replace(/^redis unreachable:\s*/i, "");
   box.textContent = `${redis ? "Redis is unreachable" : "The API is unreachable"}: ${why}. Showing the last data; retrying every ${REFRESH_MS / 1000} s.`;
