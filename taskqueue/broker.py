@@ -284,6 +284,15 @@ class Broker:
     def watch(self, job_id: str) -> Call:
         return Call("watch", [self.keys.job(job_id)], [], lambda raw: raw)
 
+    def schema_check(self, version: int, min_compatible: int, by: str) -> Call:
+        """Agree on the namespace's schema version (``taskqueue.schema``); returns
+        ``(ok, stored_version, stored_min_compatible)``."""
+
+        def parse(raw: list) -> tuple[bool, int, int]:
+            return _s(raw[0]) == "ok", int(raw[1]), int(raw[2])
+
+        return Call("schema_check", [self.keys.schema], [version, min_compatible, by], parse)
+
     def autoscale_claim(
         self, master: str, direction: str, claim_ms: int, record: str, log_max: int = 100
     ) -> Call:

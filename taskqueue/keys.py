@@ -28,6 +28,7 @@ class Keys:
         "alerts",
         "schedules",
         "due",
+        "schema",
     )
 
     def __init__(self, prefix: str = "tq", namespace: str = "default") -> None:
@@ -48,6 +49,7 @@ class Keys:
         self.alerts = self.base + "alerts"
         #: Names of every periodic schedule, and name -> next slot of the unpaused ones.
         self.schedules = self.base + "schedules"
+        self.schema = self.base + "schema"
         self.due = self.base + "schedules:due"
 
     def job(self, job_id: str) -> str:

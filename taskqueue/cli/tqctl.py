@@ -25,7 +25,7 @@ from ..control.overview import dead_count, queue_overview
 from ..errors import ConfigError, EnqueueError, JobNotFound, TaskQueueError
 from ..redact import redact_text, redact_url
 from ..schedules.admin import NoSuchSchedule, ScheduleAdmin, list_schedules
-from . import autoscaler_cmd
+from . import autoscaler_cmd, schema_cmd
 from .render import Progress, duration, fmt, mib, table
 
 OK, FAILED, USAGE, NO_MASTER, TIMED_OUT = 0, 1, 2, 3, 4
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _targets(s)
 
     autoscaler_cmd.add_parser(subs, _sub, _targets)
+    schema_cmd.add_parser(subs, _sub)
 
     s = _sub(
         subs, "queues", "list queues with lengths and last-minute rates", "tqctl queues --json"
@@ -511,7 +512,7 @@ COMMANDS = {
     "stop": lambda c: c.command("stop", {"fast": c.args.fast}),
     "queues": Ctl.queues, "queue": Ctl.queue, "config": Ctl.config, "job": Ctl.job,
     "cancel": Ctl.cancel, "dead": Ctl.dead, "enqueue": Ctl.enqueue, "autoscaler": autoscaler_cmd.run,
-    "schedules": Ctl.schedules,
+    "schedules": Ctl.schedules, "schema": schema_cmd.run,
 }  # fmt: skip
 
 

@@ -15,6 +15,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 
@@ -124,6 +125,31 @@ def no_workers(cfg: TaskQueueConfig) -> str | None:
     return None
 
 
+def schema_refusal(cfg: TaskQueueConfig, log: logging.Logger) -> str | None:
+    """Agree on the namespace's schema version (``taskqueue.schema``) before any worker starts;
+    the line to print when this release may not work the namespace. An unreachable Redis is
+    waited for (signals still stop the process: its handlers are not installed yet)."""
+    from ..client import TaskQueue
+    from ..errors import RedisUnavailable
+    from ..schema import refusal_for
+
+    tq = TaskQueue(RedisSettings.from_config(cfg), prefix=cfg.redis.key_prefix,
+                   namespace=cfg.redis.namespace)  # fmt: skip
+    delay, told = 0.2, False
+    try:
+        while True:
+            try:
+                return refusal_for(tq)
+            except RedisUnavailable as exc:
+                if not told:
+                    log.warning("waiting for Redis to check the namespace's schema: %s", exc)
+                    told = True
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+    finally:
+        tq.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -147,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging_from_config(cfg)
     log = logging.getLogger("taskqueue.master")
-    refused = preflight(RedisSettings.from_config(cfg))
+    refused = preflight(RedisSettings.from_config(cfg)) or schema_refusal(cfg, log)
     if refused:
         print(f"task-worker: {refused}", file=sys.stderr)
         return USAGE_ERROR
