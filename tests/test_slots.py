@@ -236,6 +236,10 @@ def scenario(run: CoverageRunner, cell: redis.Redis) -> None:
     # pause / resume a queue with jobs waiting (wakes idle workers).
     run(b.enqueue([job("p1", queue="q2")]))
     assert run(b.resume("q2")) is True
+    # schema_check: first record, a newer compatible release raises it, an old one is refused.
+    assert run(b.schema_check(1, 1, "h:1"))[0]
+    assert run(b.schema_check(2, 1, "h:2"))[0]
+    assert not run(b.schema_check(3, 3, "h:3"))[0]
     # autoscale_claim: granted (and logged), refused while another master holds it, log only.
     assert run(b.autoscale_claim("m1", "up", 60_000, '{"action": "up"}'))[0]
     assert not run(b.autoscale_claim("m2", "up", 60_000, '{"action": "up"}'))[0]
