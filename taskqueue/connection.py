@@ -151,9 +151,10 @@ def connect_async(settings: RedisSettings | str | None = None, *, name: str | No
         options = _node_options(s, t, name, None)
         options.pop("max_connections")
         options.pop("timeout")
+        options.update(_query_options(t))
         client = redis.asyncio.cluster.RedisCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in t.hosts],
-            ssl=t.tls, **options, **_query_options(t),
+            ssl=t.tls, **options,
         )  # fmt: skip
         _async_cluster_block_aware(client, t)
         return client

@@ -19,8 +19,8 @@ from typing import Any
 
 import psutil
 import pytest
-import redis
 
+from taskqueue.connection import connect
 from taskqueue.keys import Keys
 from taskqueue.testing import wait_for
 
@@ -43,7 +43,7 @@ class MasterProc:
                                      env=full_env)  # fmt: skip
         self.pid = self.proc.pid
         self.id = f"{socket.gethostname()}:{self.pid}"
-        self.redis = redis.Redis.from_url(url)
+        self.redis = connect(url)
         self.seen: set[int] = set()
 
     def log(self) -> str:

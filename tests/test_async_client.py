@@ -10,7 +10,7 @@ from taskqueue import AsyncTaskQueue, task
 from taskqueue.errors import JobNotFound, TaskFailed, UnknownTask
 from taskqueue.worker import Worker
 
-pytestmark = pytest.mark.smoke
+pytestmark = [pytest.mark.smoke, pytest.mark.cluster]
 
 
 def test_async_client_round_trip(redis_url, reg, client) -> None:

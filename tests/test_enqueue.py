@@ -10,7 +10,7 @@ import pytest
 from taskqueue import TaskQueue, task
 from taskqueue.errors import InvalidQueueName, PayloadTooLarge, SerializationError, UnknownTask
 
-pytestmark = pytest.mark.smoke
+pytestmark = [pytest.mark.smoke, pytest.mark.cluster]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from taskqueue.backoff import backoff_ms, bounds_ms
 from taskqueue.serialization import encode_result
 from taskqueue.testing import wait_for
 
-pytestmark = pytest.mark.smoke
+pytestmark = [pytest.mark.smoke, pytest.mark.cluster]
 QUEUES = ["high_priority", "default", "low_priority"]
 
 

@@ -14,7 +14,7 @@ from taskqueue.keys import Keys
 from taskqueue.testing import assert_conserved, wait_for
 from tests.tasks_for_master import asleep, noop, pid, sleep
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 def states(tq: TaskQueue, ids: list[str]) -> list[str]:

@@ -14,6 +14,8 @@ from taskqueue.errors import TaskFailed
 from taskqueue.testing import assert_conserved, wait_for
 from taskqueue.worker import Worker
 
+pytestmark = pytest.mark.cluster
+
 
 def test_sync_and_async_tasks_run_and_return_results(client, reg, worker_factory) -> None:
     @task(name="add", registry=reg)

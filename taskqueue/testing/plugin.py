@@ -22,9 +22,27 @@ def redis_server() -> Iterator[RedisServer]:
     server.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "cluster: also run the test on a real Redis Cluster (redis_url is then a "
+        "redis+cluster:// URL of the session cluster: 3 primaries with replicas)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``cluster`` that use ``redis_url`` run twice: one server, then the cluster."""
+    if metafunc.definition.get_closest_marker("cluster") and "redis_url" in metafunc.fixturenames:
+        metafunc.parametrize("redis_url", ["server", "cluster"], indirect=True)
+
+
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """URL of a clean database: flushed before each test."""
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """URL of a clean database: flushed before each test. For tests marked ``cluster``, once
+    on the single server and once on the session cluster (``redis+cluster://``)."""
+    if getattr(request, "param", "server") == "cluster":
+        return request.getfixturevalue("cluster_url")
+    redis_server = request.getfixturevalue("redis_server")
     if redis_server.proc is None or redis_server.proc.poll() is not None:
         redis_server.start()
     with redis_server.client() as c:
