@@ -64,6 +64,8 @@ def test_step_scales_up_only_after_consecutive_signals_and_never_past_max() -> N
     assert first.target == FAST.max_workers, "a burst is met in one proportional step"
     assert max(sizes) == FAST.max_workers
     assert all("queue pressure" in " ".join(d.reasons) for d in ups)
+    d, _ = decide(load(400, FAST.max_workers), State.initial(FAST), FAST)
+    assert d.action == "hold" and "already at max_workers (6)" in d.reasons
 
 
 def test_one_signal_fewer_than_required_never_scales() -> None:

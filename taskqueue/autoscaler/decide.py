@@ -125,7 +125,7 @@ def decide(
         return _gate(out, "down", down, down_why,
                      replace(state, down_streak=state.down_streak + 1, up_streak=0), policy, sample.at)  # fmt: skip
     st = replace(state, up_streak=0, down_streak=0)
-    return out("hold", 0, down_why or ["metrics within thresholds"], st)
+    return out("hold", 0, up_why + down_why or ["metrics within thresholds"], st)
 
 
 def _gate(out: Any, action: str, count: int, why: list[str], state: State, policy: Policy,

@@ -97,6 +97,10 @@ def _step_row(s: dict[str, Any]) -> dict[str, Any]:
             "why": reasons[0] if reasons else ""}  # fmt: skip
 
 
+def _n(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3g}"
+
+
 def render_master(m: dict[str, Any]) -> str:
     au = m.get("autoscaler") or {}
     head = f"master {m['id']}: {m['actual']}/{m['desired']} workers"
@@ -106,8 +110,8 @@ def render_master(m: dict[str, Any]) -> str:
         if au.get("pinned") is not None else "deciding"  # fmt: skip
     lines = [f"{head}; autoscaler on, {state}; bounds {au['min_workers']}..{au['max_workers']}"]
     metrics, th, start = au.get("metrics") or {}, au["thresholds"], au["initial_thresholds"]
-    rows = [{"metric": k, "now": metrics.get(k), "threshold": th[t],
-             "initial": start[t] if start[t] != th[t] else "", "meaning": why} for k, t, why in ROWS]  # fmt: skip
+    rows = [{"metric": k, "now": _n(metrics.get(k)), "threshold": _n(th[t]),
+             "initial": _n(start[t]) if start[t] != th[t] else "", "meaning": why} for k, t, why in ROWS]  # fmt: skip
     lines.append(table(rows, [("metric", "METRIC"), ("now", "NOW"), ("threshold", "THRESHOLD"),
                               ("initial", "INITIAL"), ("meaning", "MEANING")]))  # fmt: skip
     cd, sig = au["cooldown_left"], au["signals"]

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("taskqueue.master")
 #: Decisions kept for the status record.
 KEEP = 20
+#: What makes a hold worth a log line and a history entry (each time it changes).
+NOTABLE = ("pinned", "held back", "cooldown", "already at max_workers", "no idle worker")
 
 
 class Autoscale:
@@ -162,15 +164,16 @@ class Autoscale:
             w.retire("recycled: memory pressure", now + m.spec.grace + 2.0)
 
     def _tell(self, d: Decision, outcome: str) -> None:
-        entry = {"at": time.time(), "outcome": outcome, **d.as_dict()}
-        heads = tuple(r.split(":")[0].rstrip("0123456789. %") for r in d.reasons)
-        if d.action != "hold" or d.recycle or heads != self._last_hold:
-            self.history.append(entry)
+        """Log steps, refusals, recycles, and each change in why a signal is held back
+        (blocked, cooldown, pinned, at max, no idle worker); not the quiet samples between."""
+        notable = tuple(n for n in NOTABLE if any(n in r for r in d.reasons))
+        if d.action != "hold" or outcome != "held" or (notable and notable != self._last_hold):
+            self.history.append({"at": time.time(), "outcome": outcome, **d.as_dict()})
             kind = {"up": "scale_up", "down": "scale_down"}.get(d.action, "hold")
             scaling_decision(log, kind, list(d.reasons), outcome=outcome, workers=d.workers,
                              target=d.target, metrics=d.signals.as_dict(),
                              thresholds=d.thresholds.as_dict())  # fmt: skip
-        self._last_hold = heads if d.action == "hold" else ()
+        self._last_hold = notable
 
     # -- status ----------------------------------------------------------------------------------
     def describe(self, now: float) -> dict[str, Any]:
