@@ -292,3 +292,53 @@ def test_prometheus_autoscaler_families_follow_the_published_state() -> None:
     )
     hidden = {f.name for f in autoscaler_families(snap, initial=False)}
     assert "taskqueue_autoscaler_initial_threshold" not in hidden
+
+
+def test_utilization_above_its_threshold_scales_up_toward_the_target() -> None:
+    t = Thresholds(queue_pressure=1000, worker_utilization=0.6, flat_up=1000)
+    policy = replace(FAST, thresholds=t, consecutive=1, max_workers=20)
+    d, _ = decide(sample(0, 4, busy=26), State.initial(policy), policy)  # 65 % > 60 %
+    # ceil(4 x 0.65 / 0.70) = 4: the step is the smallest one, a worker
+    assert (d.action, d.target) == ("up", 5) and "utilization 65% > 60%" in d.reasons
+    d, _ = decide(sample(0, 4, busy=22), State.initial(policy), policy)  # 55 %
+    assert d.action == "hold"
+
+
+def test_adaptation_judges_latency_and_success_against_their_targets() -> None:
+    sla = SLA(max_p95_latency_ms=1000, min_success_rate=0.9, max_queue_wait_time_ms=60_000)
+    policy = Policy(sla=sla, adaptive=True, learning_rate=0.5, window_seconds=30)
+    state = State.initial(policy)
+    for i in range(8):  # latency alone over its target; 10 % failures (the SLA tolerates 10 %)
+        _, state = decide(sample(i * STEP, 4, busy=20, latency_p95_ms=2000, wait_p95_ms=10, finished=10,
+                                 error_rate=0.1), state, policy)  # fmt: skip
+    adj = state.adjustments[0]
+    assert "scale up sooner" in adj.why and adj.changes["queue_pressure"] == (0.75, 0.375)
+    assert math.isclose(adj.changes["error_rate"][1], 0.075), "half way from 0.05 toward 1 - 0.9"
+
+
+def test_policy_reads_every_autoscaler_setting_from_the_config(tmp_path) -> None:
+    from taskqueue.config import TaskQueueConfig
+    from taskqueue.master.autoscale import Autoscale
+
+    conf = tmp_path / "tq.toml"
+    conf.write_text(
+        "[workers]\nmax_concurrent_tasks = 3\n"
+        "[autoscaler]\nenabled = true\nmin_workers = 2\nmax_workers = 9\nscale_up_count = 5\n"
+        "scale_down_count = 3\nsample_interval = 0.5\nscale_up_threshold = 4.0\nscale_down_threshold = 0.5\n"
+        "[autoscaler.scaling_triggers]\nqueue_pressure_threshold = 1.2\nworker_utilization_threshold = 0.85\n"
+        "task_complexity_threshold = 2.0\nerror_rate_threshold = 0.03\nmemory_pressure_threshold = 1024.0\n"
+        "enable_adaptive_thresholds = true\nlearning_rate = 0.05\nadaptation_window_minutes = 60\n"
+        "scale_up_cooldown_seconds = 180\nscale_down_cooldown_seconds = 900\nconsecutive_signals_required = 3\n"
+        "[autoscaler.target_sla]\nmax_p95_latency_ms = 3000.0\nmin_success_rate = 0.99\n"
+        "max_queue_wait_time_ms = 5000.0\ntarget_worker_utilization = 0.75\n"
+    )
+    cfg = TaskQueueConfig.from_file(conf)
+    p = Policy.from_config(cfg)
+    assert (p.min_workers, p.max_workers, p.scale_up_count, p.scale_down_count) == (2, 9, 5, 3)
+    assert (p.scale_up_cooldown, p.scale_down_cooldown, p.consecutive) == (180, 900, 3)
+    assert p.thresholds == Thresholds(1.2, 0.85, 2.0, 0.03, 1024.0, 4.0, 0.5)
+    assert p.sla == SLA(3000.0, 0.99, 5000.0, 0.75)
+    assert (p.adaptive, p.learning_rate, p.window_seconds, p.concurrency) == (True, 0.05, 3600, 3)
+    a = Autoscale("me")
+    a.configure(cfg)
+    assert a.enabled and a.interval == 0.5 and a.bound(0) == 2 and a.bound(50) == 9

@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     from .arbiter import Arbiter
 
 log = logging.getLogger("taskqueue.master")
-#: Decisions kept for the status record.
+#: Decisions kept for the status record: steps (applied, refused, recycles), and holds apart,
+#: so that holds never push steps out (the scaling-frequency alert counts the steps).
 KEEP = 20
+KEEP_HOLDS = 5
 #: What makes a hold worth a log line and a history entry (each time it changes).
 NOTABLE = ("pinned", "held back", "cooldown", "already at max_workers", "no idle worker")
 
@@ -45,7 +47,8 @@ class Autoscale:
         self.enabled = False
         self.pinned: int | None = None
         self.pinned_by = ""
-        self.history: deque[dict[str, Any]] = deque(maxlen=KEEP)
+        self.steps: deque[dict[str, Any]] = deque(maxlen=KEEP)
+        self.holds: deque[dict[str, Any]] = deque(maxlen=KEEP_HOLDS)
         self.last: Decision | None = None
         self.next_at = 0.0
         self._last_hold: tuple[str, ...] = ()
@@ -168,7 +171,8 @@ class Autoscale:
         (blocked, cooldown, pinned, at max, no idle worker); not the quiet samples between."""
         notable = tuple(n for n in NOTABLE if any(n in r for r in d.reasons))
         if d.action != "hold" or outcome != "held" or (notable and notable != self._last_hold):
-            self.history.append({"at": time.time(), "outcome": outcome, **d.as_dict()})
+            entry = {"at": time.time(), "outcome": outcome, **d.as_dict()}
+            (self.holds if d.action == "hold" and outcome == "held" else self.steps).append(entry)
             kind = {"up": "scale_up", "down": "scale_down"}.get(d.action, "hold")
             scaling_decision(log, kind, list(d.reasons), outcome=outcome, workers=d.workers,
                              target=d.target, metrics=d.signals.as_dict(),
@@ -180,6 +184,7 @@ class Autoscale:
         if not self.enabled:
             return {"enabled": False}
         p, st = self.policy, self.state
+        history = sorted([*self.steps, *self.holds], key=lambda e: e["at"])
         return {
             "enabled": True, "pinned": self.pinned, "pinned_by": self.pinned_by,
             "min_workers": p.min_workers, "max_workers": p.max_workers,
@@ -190,5 +195,5 @@ class Autoscale:
             "cooldown_left": {k: round(v, 1) for k, v in st.cooldown_left(p, now).items()},
             "signals": {"up": st.up_streak, "down": st.down_streak, "required": p.consecutive},
             "decisions": dict(self.counts),
-            "last": self.history[-1] if self.history else None, "history": list(self.history),
+            "last": history[-1] if history else None, "history": history,
         }  # fmt: skip
