@@ -41,6 +41,11 @@ def auto(m) -> dict:
     }
 
 
+def last_reason(m) -> str:
+    history = auto(m).get("history") or [{"reasons": [""]}]
+    return history[-1]["reasons"][0]
+
+
 def steps(url: str) -> list[dict]:
     r = redis.Redis.from_url(url)
     return [json.loads(x) for x in r.lrange(Keys().autoscaler_log, 0, -1)]
@@ -83,7 +88,7 @@ def test_two_masters_share_one_burst(redis_url, masters) -> None:
     b.wait_workers(1)
     tq = TaskQueue(redis_url)
     tq.enqueue_many([(sleep, (0.2, i)) for i in range(600)])
-    grown = wait_for(lambda: [x for x in (a, b) if auto(x)["desired"] > 1], 30, "a scale-up")
+    grown = wait_for(lambda: [x for x in (a, b) if (auto(x)["desired"] or 0) > 1], 30, "a scale-up")
     winner = grown[0]
     other = b if winner is a else a
 
@@ -99,7 +104,7 @@ def test_two_masters_share_one_burst(redis_url, masters) -> None:
 
 
 @pytest.mark.slow
-def test_pin_and_unpin_through_tqctl(redis_url, masters, capsys) -> None:
+def test_pin_and_unpin_through_tqctl(redis_url, masters, capsys, web) -> None:
     env = {**FAST, "TASKQUEUE_AUTOSCALER__SCALING_TRIGGERS__SCALE_DOWN_COOLDOWN_SECONDS": "0"}
     m = masters(redis_url, "-w", "1", "-a", "--autoscaler-max-workers", "5",
                 "--autoscaler-consecutive-signals", "1", env=env)  # fmt: skip
@@ -110,7 +115,7 @@ def test_pin_and_unpin_through_tqctl(redis_url, masters, capsys) -> None:
     m.wait_log("pinned at 4")  # the decision logged while pinned
     code, out = ctl(capsys, redis_url, "autoscaler")
     assert code == 0 and "PINNED at 4" in out and "METRIC" in out and "recommendations:" in out
-    wait_for(lambda: auto(m)["history"][-1]["reasons"][0].startswith("pinned"), 10, "a pinned hold")
+    wait_for(lambda: "pinned" in last_reason(m), 10, "a pinned hold in the status record")
     assert auto(m)["desired"] == 4, "an idle pool stays pinned"
     code, out = ctl(capsys, redis_url, "autoscaler", "unpin")
     assert code == 0 and "unpinned (was pinned at 4)" in out
@@ -128,6 +133,11 @@ def test_pin_and_unpin_through_tqctl(redis_url, masters, capsys) -> None:
     assert data["masters"][0]["autoscaler"]["pinned"] == 3
     code, out = ctl(capsys, redis_url, "autoscaler", "history")
     assert code == 0 and "down" in out
+    # the HTTP API and Prometheus serve the state the master publishes
+    srv = web(redis_url)
+    state = srv.get("/tasks/metrics/autoscaler").json()["masters"][m.id]["state"]
+    assert state["pinned"] == 3 and state["thresholds"]["queue_pressure"] == 0.75
+    assert f'taskqueue_autoscaler_pinned_workers{{master="{m.id}"}} 3.0' in srv.get("/metrics").text
     ctl(capsys, redis_url, "autoscaler", "unpin")
     m.wait_workers(1, timeout=30)
 
