@@ -63,7 +63,8 @@ def test_a_burst_takes_the_pool_from_min_to_max_and_back_with_every_job_run_once
     tq = TaskQueue(redis_url)
     ids = tq.enqueue_many([(recorded_sleep, (0.3, i)) for i in range(80)])
     ids += tq.enqueue_many([(recorded_sleep, (2.0, i)) for i in range(3)])  # a slow tail
-    wait_for(lambda: auto(m)["desired"] == 4, 60, "the pool at max_workers")
+    at_max = lambda: any(s["action"] == "up" and s["to"] == 4 for s in steps(redis_url))  # noqa: E731
+    wait_for(at_max, 60, "a step to max_workers in the namespace's scaling log")
     wait_for(lambda: all(tq.status(i).state == "succeeded" for i in ids), 120, "every job done")
     m.wait_workers(1, timeout=60)
     report = check_ledger(tq.redis, ids, ledger)  # no fault injected: no second run excused
@@ -80,7 +81,9 @@ def test_a_burst_takes_the_pool_from_min_to_max_and_back_with_every_job_run_once
 
 @pytest.mark.slow
 def test_two_masters_share_one_burst(redis_url, masters) -> None:
-    env = {**FAST, "TASKQUEUE_AUTOSCALER__SCALING_TRIGGERS__SCALE_UP_COOLDOWN_SECONDS": "600"}
+    # long cooldowns: nothing but the burst's one step may happen while the test looks
+    env = {**FAST, "TASKQUEUE_AUTOSCALER__SCALING_TRIGGERS__SCALE_UP_COOLDOWN_SECONDS": "600",
+           "TASKQUEUE_AUTOSCALER__SCALING_TRIGGERS__SCALE_DOWN_COOLDOWN_SECONDS": "600"}  # fmt: skip
     flags = ("-w", "1", "-a", "--autoscaler-max-workers", "4", "--autoscaler-consecutive-signals", "1",
              "--max-concurrent-tasks", "2")  # fmt: skip
     a, b = masters(redis_url, *flags, env=env), masters(redis_url, *flags, env=env)
