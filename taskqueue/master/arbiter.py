@@ -48,8 +48,9 @@ from .sdnotify import Notifier
 from .spawn import BootGuard, WorkerSpec, fork_worker
 
 log = logging.getLogger("taskqueue.master")
-#: Longest time between two status records in Redis (they expire after five); shorter when
-#: workers.heartbeat_interval is.
+#: Time between two status records in Redis (they expire after five). Independent of
+#: workers.heartbeat_interval, which paces the workers' reports to their master over its pipes:
+#: an idle master writes to Redis every 2 s whatever that setting is.
 HEARTBEAT = 2.0
 #: Commands arrive through the inbox at once; this slow poll only covers a broken inbox.
 CONTROL_EVERY = 10.0
@@ -104,7 +105,7 @@ class Arbiter:
         promote = cfg.scheduler.tick_interval if cfg.scheduler.enabled else None
         self.leases = LeaseKeeper(self.redis, self.broker, self.spec.queues, self.id, promote)
         self.periodic = keeper_for(cfg, self.redis, self.keys)
-        self.beat = min(HEARTBEAT, cfg.workers.heartbeat_interval)
+        self.beat = HEARTBEAT
         self.control = ControlPlane(self.redis, self.keys, self.id, self.beat)
         if getattr(self, "inbox", None) is not None:
             self._drop_inbox()
