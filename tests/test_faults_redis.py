@@ -163,8 +163,12 @@ def lease_left(admin: redis.Redis, tq: TaskQueue, job_id: str) -> float:
 
 
 def _task_worker(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return _task_worker_args("-r", url, *extra)
+
+
+def _task_worker_args(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "taskqueue.cli.worker", "worker", "-r", url, *extra],
+        [sys.executable, "-m", "taskqueue.cli.worker", "worker", *args],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -200,3 +204,40 @@ def test_done_keys_get_a_ttl_after_result(client, worker_factory, reg) -> None:
         assert client.result(job, timeout=20) == 3
     done = client.keys.done(job)
     assert client.redis.exists(done) and 0 < client.redis.pttl(done) <= 60_000
+
+
+def test_redis_url_file_keeps_the_password_out_of_the_process_list(redis_factory, tmp_path):
+    import os
+
+    server = redis_factory()
+    server.client().config_set("requirepass", "s3cret-pw")
+    url = f"redis://:s3cret-pw@127.0.0.1:{server.port}/0"
+    url_file = tmp_path / "redis-url"
+    url_file.write_text(url + "\n")
+    os.chmod(url_file, 0o600)
+    tq = TaskQueue(url)
+    job = tq.enqueue(lt.noop, 7)
+    cmd = [sys.executable, "-m", "taskqueue.cli.worker", "worker", "--redis-url-file",
+           str(url_file), "--burst", "-w", "1", "--import", "taskqueue.testing.ledger_tasks"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQUEUE_")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            text=True)  # fmt: skip
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert tq.status(job).state == "succeeded"
+    assert "s3cret-pw" not in " ".join(cmd) + out
+    # A bad file is a configuration error naming the setting, never showing the file's content.
+    url_file.write_text("not a url with s3cret-pw")
+    bad = _task_worker_args("--redis-url-file", str(url_file))
+    assert bad.returncode == 2 and "redis.url_file" in bad.stderr
+    assert "s3cret-pw" not in bad.stderr + bad.stdout
+    tq.close()
+
+
+def test_a_password_on_the_command_line_is_warned_about_and_retitled(redis_factory) -> None:
+    server = redis_factory()
+    server.client().config_set("requirepass", "s3cret-pw")
+    proc = _task_worker(f"redis://:s3cret-pw@127.0.0.1:{server.port}/0", "--burst", "-w", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "--redis-url-file" in proc.stdout + proc.stderr
+    assert "s3cret-pw" not in proc.stdout + proc.stderr

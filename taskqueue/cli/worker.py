@@ -23,6 +23,7 @@ from .. import __version__
 from ..config import TaskQueueConfig, add_cli_flags
 from ..connection import RedisSettings
 from ..errors import ConfigError
+from ..redact import redact_text
 from ..redis_errors import preflight
 
 USAGE_ERROR = 2
@@ -150,7 +151,22 @@ def schema_refusal(cfg: TaskQueueConfig, log: logging.Logger) -> str | None:
         tq.close()
 
 
+def hide_credentials(argv: Sequence[str]) -> bool:
+    """If a command-line argument carries a password (``-r redis://:pw@host``), retitle the
+    process at once with it redacted, shortening the time ``ps`` shows it. Returns whether one
+    did: the caller warns (only ``--redis-url-file`` or the environment avoid it entirely)."""
+    if not any("://" in a and "@" in a for a in argv):
+        return False
+    try:
+        from setproctitle import setproctitle
+    except ImportError:  # pragma: no cover - a dependency; nothing to shorten without it
+        return True
+    setproctitle(" ".join(redact_text(a) for a in [os.path.basename(sys.argv[0]), *argv]))
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    password_in_argv = hide_credentials(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # plain `task-worker`: say what it can do
@@ -173,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging_from_config(cfg)
     log = logging.getLogger("taskqueue.master")
+    if password_in_argv:
+        log.warning("a password is on the command line, where ps shows it to every user of this "
+                    "host: pass the URL with --redis-url-file FILE or TASKQUEUE_REDIS__URL")  # fmt: skip
     refused = preflight(RedisSettings.from_config(cfg)) or schema_refusal(cfg, log)
     if refused:
         print(f"task-worker: {refused}", file=sys.stderr)

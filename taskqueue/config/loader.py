@@ -280,6 +280,21 @@ def _parse_text(setting: Setting, text: str) -> Any:
     return text
 
 
+def url_from_file(path: str) -> tuple[str, str | None]:
+    """(the Redis URL on the first line of ``path``, None) or ("", what is wrong)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            url = f.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        return "", f"redis.url_file {path!r}: cannot read it ({why or exc})"
+    if not url or BY_PATH["redis.url"].validator(url):  # type: ignore[misc]
+        # (the validator's message quotes the value: it may hold a password)
+        return "", (f"redis.url_file {path!r}: its first line is not a Redis URL "
+                    "(redis://[:password@]host:port/db, rediss://..., unix:///path.sock, ...)")  # fmt: skip
+    return url, None
+
+
 def split_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
     return [part.strip() for part in text.split(",") if part.strip()]

@@ -164,6 +164,14 @@ class TaskQueueConfig:
                 self._values[s.path] = loader.coerce(s, self._values[s.path], self._origins[s.path])
             except ConfigError as exc:
                 errors.append(str(exc))
+        if not errors and self._values.get("redis.url_file"):
+            path = self._values["redis.url_file"]
+            url, error = loader.url_from_file(path)
+            if error:
+                errors.append(error)
+            else:
+                self._values["redis.url"] = url
+                self._origins["redis.url"] = f"file {path} (redis.url_file)"
         if not errors:
             errors.extend(loader.cross_check(self._values, self._origins))
         if errors:

@@ -178,6 +178,12 @@ SETTINGS: list[Setting] = [
     S("redis", "url", str, "redis://127.0.0.1:6379", "Redis server URL; credentials in it are never logged.",
       validator=_redis_url, cli=("--redis-url", "-r"), env_aliases=("REDIS_URL",),
       proof="tests/test_master_settings.py::test_a_config_file_reaches_the_master_and_its_workers"),
+    S("redis", "url_file", str, "",
+      "File whose first line is the Redis URL; when set it replaces `url`. Keeps a password out of "
+      "the process list and shell history: use it (mode 0600), or the environment "
+      "(TASKQUEUE_REDIS__URL, REDIS_URL), rather than `-r redis://:password@...`.",
+      cli=("--redis-url-file",),
+      proof="tests/test_faults_redis.py::test_redis_url_file_keeps_the_password_out_of_the_process_list"),
     S("redis", "pool_size", int, 10,
       "Most connections one taskqueue process opens to Redis; callers beyond it wait for a free one. "
       "At least 2: the supervisor keeps one for its control inbox.", min=2, max=10000,
