@@ -130,8 +130,11 @@ def schema_refusal(cfg: TaskQueueConfig, log: logging.Logger) -> str | None:
     """Agree on the namespace's schema version (``taskqueue.schema``) before any worker starts;
     the line to print when this release may not work the namespace. An unreachable Redis is
     waited for (signals still stop the process: its handlers are not installed yet)."""
+    from redis.exceptions import RedisError
+
     from ..client import TaskQueue
     from ..errors import RedisUnavailable
+    from ..redis_errors import OUTAGE, classify
     from ..schema import refusal_for
 
     tq = TaskQueue(RedisSettings.from_config(cfg), prefix=cfg.redis.key_prefix,
@@ -141,7 +144,10 @@ def schema_refusal(cfg: TaskQueueConfig, log: logging.Logger) -> str | None:
         while True:
             try:
                 return refusal_for(tq)
-            except RedisUnavailable as exc:
+            except (RedisUnavailable, RedisError) as exc:
+                # A full Redis (OOM), LOADING, a lost connection: wait; anything else is raised.
+                if not isinstance(exc, RedisUnavailable) and classify(exc) != OUTAGE:
+                    raise
                 if not told:
                     log.warning("waiting for Redis to check the namespace's schema: %s", exc)
                     told = True
