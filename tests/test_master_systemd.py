@@ -112,8 +112,7 @@ def test_cli_help_has_an_example():
         (["worker", "-w", "zero"], "--workers"),
         (["worker", "--log-format", "xml"], "logging.format"),
         (["worker", "-c", "/nonexistent/x.toml"], "cannot read config file"),
-        (["worker", "-i", "no_such_module_tq"], "cannot import the task modules"),
-        ([], "COMMAND"),
+        (["worker", "-i", "no_such_module_tq"], "cannot load the task code no_such_module_tq"),
     ],
 )
 def test_cli_usage_and_config_errors_exit_2(args, needle):
