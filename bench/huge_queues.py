@@ -128,6 +128,23 @@ def main() -> int:
         ops["purge_s"] = time.monotonic() - t0
         report["operations"] = {k: round(v, 3) for k, v in ops.items()}
         report["operations_slowlog"] = slowlog(r, names)
+        # Huge payloads: 1 MB and 10 MB arguments (limit raised for the run), enqueued, fetched
+        # and acked; and one over the limit, refused at enqueue before it reaches Redis.
+        big = TaskQueue(server.url, registry=reg, max_payload=16 * 2**20)
+        payloads: dict[str, object] = {}
+        for size in (2**20, 10 * 2**20):
+            t0 = time.monotonic()
+            big.enqueue(noop, "x" * size)
+            res = big.run(big.broker.fetch(["default"], 1, "tok", "bench"))
+            big.run(big.broker.ack([(j, encode_result(None)) for j in res.jobs]))
+            payloads[f"{size // 2**20}MiB_enqueue_fetch_ack_s"] = round(time.monotonic() - t0, 3)
+        try:
+            tq.enqueue(noop, "x" * (tq.max_payload + 1))
+            payloads["over_limit"] = "accepted (unexpected)"
+        except Exception as exc:  # noqa: BLE001 - the refusal is what we report
+            payloads["over_limit"] = f"{type(exc).__name__}: {str(exc)[:120]}"
+        report["payloads"] = payloads
+        report["payloads_slowlog"] = slowlog(r, names)
     finally:
         server.close()
     out = ROOT / "bench" / "results" / f"huge-{time.strftime('%Y%m%d-%H%M%S')}.json"
