@@ -17,7 +17,7 @@ from taskqueue.keys import Keys
 from taskqueue.runner import SyncRunner
 from taskqueue.testing import check_ledger, wait_for
 from taskqueue.testing.ledger_tasks import sleep as recorded_sleep
-from tests.tasks_for_master import noop, sleep
+from tests.tasks_for_master import leak, noop, sleep
 
 FAST = {
     "TASKQUEUE_AUTOSCALER__SAMPLE_INTERVAL": "0.3",
@@ -143,6 +143,27 @@ def test_pin_and_unpin_through_tqctl(redis_url, masters, capsys, web) -> None:
     assert f'taskqueue_autoscaler_pinned_workers{{master="{m.id}"}} 3.0' in srv.get("/metrics").text
     ctl(capsys, redis_url, "autoscaler", "unpin")
     m.wait_workers(1, timeout=30)
+
+
+@pytest.mark.slow
+def test_memory_pressure_recycles_the_largest_worker_instead_of_scaling_up(
+    redis_url, masters
+) -> None:
+    env = {**FAST, "TASKQUEUE_AUTOSCALER__SCALING_TRIGGERS__MEMORY_PRESSURE_THRESHOLD": "60"}
+    m = masters(redis_url, "-w", "1", "-a", "--autoscaler-max-workers", "3", "--max-concurrent-tasks", "2",
+                "--autoscaler-consecutive-signals", "1", env=env)  # fmt: skip
+    (first,) = m.wait_workers(1)
+    tq = TaskQueue(redis_url)
+    ids = tq.enqueue_many([(leak, (100,))])  # the worker keeps 100 MiB: over the 60 MiB level
+    wait_for(lambda: tq.status(ids[0]).state == "succeeded", 30, "the leak")
+    ids += tq.enqueue_many(
+        [(sleep, (0.5, i)) for i in range(30)]
+    )  # pressure that wants more workers
+    m.wait_log(f"recycling worker 1 (pid {first}", timeout=30)
+    m.wait_log("MiB: scale-up held back")
+    wait_for(lambda: all(tq.status(i).state == "succeeded" for i in ids), 60, "every job done")
+    assert first not in m.worker_pids(), "the leaking worker was replaced"
+    assert "scaling decision: scale_up" in m.log(), "once memory was back, the pool grew"
 
 
 def test_pin_is_refused_when_the_autoscaler_is_off(redis_url, masters, capsys) -> None:

@@ -312,9 +312,10 @@ SETTINGS: list[Setting] = [
       "not fix a failing dependency).", **RATE,
       proof="tests/test_autoscaler_core.py::test_high_error_rate_alone_never_scales_up"),
     S(TRIG, "memory_pressure_threshold", float, 512.0,
-      "Mean unique memory (USS, MiB) per worker above which scale-up is held back and the idle worker "
-      "using the most is recycled; 0 = off.", min=0,
-      proof="tests/test_autoscaler_core.py::test_memory_pressure_blocks_scale_up_and_asks_for_recycling"),
+      "Mean unique memory (USS, MiB) per worker above which scale-up is held back and, instead, the "
+      "worker using the most (an idle one first) is replaced gracefully, once per scale-up cooldown; "
+      "0 = off.", min=0,
+      proof="tests/test_autoscaler_master.py::test_memory_pressure_recycles_the_largest_worker_instead_of_scaling_up"),
     S(TRIG, "enable_adaptive_thresholds", bool, False,
       "Move the thresholds toward the [autoscaler.target_sla] targets, once per adaptation window, "
       "each within half to twice its configured value.",

@@ -10,7 +10,7 @@ Duties:
    holds too, so one burst seen by several masters is answered once per cooldown.
 3. Apply through ``Arbiter.resize``: the same desired count ``tqctl scale`` and TTIN/TTOU set,
    so the loop spawns, or retires idle workers first (TERM: they finish their jobs). Memory
-   pressure recycles the idle worker using the most memory instead of scaling up.
+   pressure replaces the worker using the most memory (an idle one first) instead of scaling up.
 4. Pins: ``tqctl autoscaler pin N`` and every manual scale pin the count and pause decisions
    (visibly) until ``unpin``.
 5. Log each step (and each change of hold reasons) as ``scaling_decision``; keep the last ones
@@ -159,9 +159,12 @@ class Autoscale:
         )
 
     def recycle(self, m: Arbiter, now: float) -> None:
-        idle = [w for w in m.current() if w.up and not w.busy and not w.jobs]
-        if idle:
-            w = max(idle, key=lambda w: w.mem[1])
+        """Replace the worker using the most memory, an idle one if any: TERM, so it finishes
+        its jobs first; the loop starts its replacement at once (the count is unchanged)."""
+        ws = [w for w in m.current() if w.up]
+        idle = [w for w in ws if not w.busy and not w.jobs]
+        if ws:
+            w = max(idle or ws, key=lambda w: w.mem[1])
             log.info("recycling worker %d (pid %d, %d MiB USS): memory pressure", w.index, w.pid,
                      w.mem[1] // 2**20)  # fmt: skip
             w.retire("recycled: memory pressure", now + m.spec.grace + 2.0)
