@@ -19,8 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import running_worker
 
-from taskqueue import TaskQueue
+from taskqueue import TaskQueue, task
 from taskqueue.connection import RedisSettings
 from taskqueue.errors import TaskQueueError
 from taskqueue.testing import wait_for
@@ -100,3 +101,25 @@ def test_sentinel_failover_under_load(redis_sentinel: LocalSentinel, sentinel_ur
 
     outcome = failover_under_load(sentinel_url, kill, masters, tmp_path)
     assert outcome["duplicates"] == outcome["excused"]
+
+
+def test_blocking_waits_follow_a_slot_move(redis_cluster: LocalCluster, cluster_url, reg):
+    """An idle worker blocked on its wake list and a result waiter, while the namespace's slot
+    is migrated to another primary: Redis answers the blocked commands with MOVED, redis-py
+    follows the new map, and jobs enqueued after the move are worked and their results seen."""
+
+    @task(name="twice", registry=reg)
+    def twice(x: int) -> int:
+        return 2 * x
+
+    tq = TaskQueue(cluster_url, registry=reg)
+    with running_worker(tq, reg, queues=["default"]):
+        assert tq.result(tq.enqueue(twice, 1), timeout=30) == 2  # the worker is idle now
+        waiting = tq.enqueue_with(twice, (5,), delay=3.0)
+        before = redis_cluster.primary_of("tq:{default}:")
+        after = redis_cluster.move_slot("tq:{default}:")
+        assert after is not before
+        assert tq.result(waiting, timeout=60) == 10  # a delayed job queued before the move
+        assert [tq.result(tq.enqueue(twice, i), timeout=60) for i in range(20)] == [
+            2 * i for i in range(20)]  # fmt: skip
+    tq.close()

@@ -132,7 +132,8 @@ class LocalCluster:
                         return False
                     # Every node's view lists every live replica (gossip has caught up).
                     ranges = c.execute_command("CLUSTER", "SLOTS")
-                if sum(len(r) - 3 for r in ranges) != replicas:
+                listed = {int(replica[1]) for r in ranges for replica in r[3:]}
+                if len(listed) != replicas:
                     return False
             return True
 
@@ -168,6 +169,31 @@ class LocalCluster:
         poll_until(promoted, timeout, f"a replica to take over from {victim.address}")
         self.wait_healthy(timeout)
         return victim
+
+    def move_slot(self, key: str, timeout: float = 60.0) -> RedisServer:
+        """Migrate ``key``'s slot, with its keys, to another primary (what a resharding does:
+        IMPORTING/MIGRATING, MIGRATE in batches, SETSLOT NODE); returns the new owner."""
+        slot = key_slot(key.encode())
+        src = self.primary_of(key)
+        dst = next(n for n in self.nodes if n.alive and n is not src and self._is_primary(n))
+        src_id, dst_id = self.ids[src.port], self.ids[dst.port]
+        with src.client() as s, dst.client() as d:
+            d.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                s.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
+            for n in self.nodes:
+                if n.alive and self._is_primary(n):
+                    with n.client() as c:
+                        c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        poll_until(lambda: self.primary_of(key) is dst, timeout, f"slot {slot} to move")
+        self.wait_healthy(timeout)
+        return dst
+
+    @staticmethod
+    def _is_primary(node: RedisServer) -> bool:
+        with node.client() as c:
+            return c.info("replication")["role"] == "master"
 
     def flush(self) -> None:
         """Empty every primary and drop its scripts."""
