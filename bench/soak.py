@@ -33,6 +33,13 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="worker processes per master")
     ap.add_argument("--redis-url", help="use this Redis instead of a private one (it is flushed)")
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument(
+        "--master-kill-share",
+        type=float,
+        default=0.2,
+        help="share of the kills that take a whole master (0: workers only, so the "
+        "masters' RSS over the run shows a leak, not respawns)",
+    )
     args = ap.parse_args()
     server = None
     if args.redis_url:
@@ -53,14 +60,15 @@ def main() -> int:
             try:
                 report = run_soak(url, Path(tmp), jobs=args.jobs, seed=args.seed,
                                   masters=args.masters, workers=args.workers,
-                                  timeout=args.timeout, progress=progress)  # fmt: skip
+                                  timeout=args.timeout, progress=progress,
+                                  master_kill_share=args.master_kill_share)  # fmt: skip
             except AssertionError as exc:
                 print(f"soak FAILED: {exc}", file=sys.stderr)
                 return 1
     finally:
         if server is not None:
             server.stop()
-    summary = {"seed": args.seed, **report.summary()}
+    summary = {"seed": args.seed, "master_kill_share": args.master_kill_share, **report.summary()}
     out = ROOT / "bench" / "results" / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -11,16 +11,23 @@ import pytest
 from taskqueue import TaskQueue, task
 from taskqueue.registry import Registry
 from taskqueue.testing import assert_conserved, wait_for
+from taskqueue.testing.ledger import ENV as LEDGER_ENV
+from taskqueue.testing.ledger import Ledger, check_ledger, recorded
 from taskqueue.worker import Worker
 
 
 @pytest.mark.slow
-def test_redis_sigkill_and_restart_with_aof_loses_no_job(redis_factory, caplog) -> None:
+def test_redis_sigkill_and_restart_with_aof_loses_no_job(
+    redis_factory, caplog, tmp_path, monkeypatch
+) -> None:
     caplog.set_level("WARNING", logger="taskqueue.worker")
     server = redis_factory(aof=True)
     reg = Registry()
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    monkeypatch.setenv(LEDGER_ENV, str(ledger.path))  # the worker runs in this process
 
     @task(name="io", registry=reg)
+    @recorded
     async def io(i):
         await asyncio.sleep(0.01)
         return i
@@ -31,6 +38,7 @@ def test_redis_sigkill_and_restart_with_aof_loses_no_job(redis_factory, caplog) 
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     wait_for(lambda: worker.processed > 300, what="worker to get going")
+    ledger.fault("redis_sigkill")
     server.kill()
     server.start()
     left = client.queue_lengths()["default"]["queued"]
@@ -51,6 +59,7 @@ def test_redis_sigkill_and_restart_with_aof_loses_no_job(redis_factory, caplog) 
     # left for a lease expiry (nothing here recovers leases, so a stuck one would show).
     places = assert_conserved(client.redis, ids)
     assert places["succeeded"] == 5000, dict(places)
+    check_ledger(client.redis, ids, ledger)  # once each, or excused by the kill
     outages = [r for r in caplog.records if r.getMessage().startswith("lost Redis")]
     assert len(outages) == 1, "an outage is logged once, not once per reconnect attempt"
 
