@@ -50,3 +50,25 @@ def test_a_crashing_task_among_200_good_ones_kills_no_good_job(redis_url, tq, ma
     report = check_ledger(tq.redis, ids, ledger)
     assert report.places == {"succeeded": 200, "dead": 1}
     assert m.stop() == 0
+
+
+@pytest.mark.slow
+def test_a_dead_worker_stalls_only_the_jobs_whose_code_ran(redis_url, tq, masters, ledger):
+    import os
+    import signal
+
+    m = masters(redis_url, "-w", "1", "--max-concurrent-tasks", "2", *LEDGER, env=ledger.env())
+    (pid,) = m.wait_workers(1)
+    running = tq.enqueue(lt.asleep, 30.0, 1)
+    wait_for(lambda: tq.status(running).state == "active", 10, "the long job running")
+    waiting = tq.enqueue(lt.asleep, 0.01, 2)
+    tq.redis.hset(tq.keys.job(waiting), "stalls", 1)  # a suspect: it must wait to run alone
+    wait_for(lambda: len((m.status() or {"workers": [{"jobs": []}]})["workers"][0]["jobs"]) == 2,
+             20, "both jobs reported held")  # fmt: skip
+    os.kill(pid, signal.SIGKILL)
+    ledger.fault("sigkill", pid=pid)
+    wait_for(lambda: tq.status(running).stalls == 1, 20, "the running job stalled")
+    assert tq.status(waiting).stalls == 1, "fetched, never started: back without a stall"
+    tq.cancel(running)  # (it would hold the next worker for 30 s)
+    wait_for(lambda: tq.status(waiting).state == "succeeded", 30, "the suspect ran alone")
+    assert m.stop(timeout=90) == 0

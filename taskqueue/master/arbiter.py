@@ -245,7 +245,12 @@ class Arbiter:
         w.channel.close()
         how = f"exit code {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
         reason = f"worker process died ({how})"
-        released = self.leases.release(w.triples(), stalled=code != 0, reason=reason)
+        # A death counts a stall only against the jobs whose code ran in it (and, below, those
+        # leased too recently to be reported): the others go back without one.
+        idle = self.leases.release(w.triples(running=False), stalled=False)
+        released = self.leases.release(w.triples(running=True), stalled=code != 0, reason=reason)
+        if released is not None and idle is not None:
+            released += idle
         swept = self.leases.release_worker(worker_name(self.spec, w.pid), stalled=code != 0,
                                            reason=reason)  # fmt: skip
         if released is not None and swept:

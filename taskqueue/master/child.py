@@ -105,6 +105,14 @@ class ChildWorker(WorkerHooks):
             await asyncio.sleep(self.beat)
 
     # -- the channel ---------------------------------------------------------------------------
+    def code_started(self, r: Running) -> None:
+        # A suspect may kill this process at once: the master must know it started first.
+        if r.job.stalls:
+            self._report()
+            self.channel.flush()
+        else:
+            self._changed()
+
     def _changed(self) -> None:
         if self._report_handle is None and self._loop is not None:
             self._report_handle = self._loop.call_later(REPORT_DELAY, self._report)
@@ -117,7 +125,7 @@ class ChildWorker(WorkerHooks):
         now_m, now_w = time.monotonic(), time.time()
         jobs = [
             [r.job.id, r.job.queue, r.job.token, r.job.task, now_w - (now_m - r.started),
-             r.job.timeout_ms]
+             r.job.timeout_ms, int(r.code)]
             for r in w.running.values()
         ]  # fmt: skip
         self.channel.send(

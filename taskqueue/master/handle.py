@@ -57,8 +57,11 @@ class WorkerHandle:
             self.overdue = msg.get("o", 0.0)
         return False
 
-    def triples(self) -> list[tuple[str, str, str]]:
-        return [(j[0], j[1], j[2]) for j in self.jobs]
+    def triples(self, running: bool | None = None) -> list[tuple[str, str, str]]:
+        """(id, queue, token) of the jobs it reported; ``running`` True/False: only those whose
+        code was running / was not (a suspect waiting to run alone, a result not yet acked)."""
+        return [(j[0], j[1], j[2]) for j in self.jobs
+                if running is None or bool(j[6] if len(j) > 6 else 1) == running]  # fmt: skip
 
     def send_signal(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -181,6 +181,7 @@ class Worker:
         """The task's code has finished: its slot is free (the lease is kept until recorded)."""
         self.busy -= 1
         self.processed += 1
+        r.code = False
         if r.job.stalls:
             self.suspects -= 1
         self.wakeup.set()

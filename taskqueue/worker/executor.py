@@ -94,6 +94,8 @@ class Executor:
         try:
             if job.stalls:
                 await w.alone(r)
+            r.code = True
+            w.hooks.code_started(r)
             if spec is None:
                 raise await self._unknown(job)
             try:

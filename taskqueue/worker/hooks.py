@@ -16,5 +16,8 @@ class WorkerHooks:
     def job_started(self, r: Running) -> None:
         """A fetched job now holds a slot (and stays held until ``job_settled``)."""
 
+    def code_started(self, r: Running) -> None:
+        """The job's code starts running now (a suspect only after it waited to run alone)."""
+
     def job_settled(self, r: Running) -> None:
         """The job's outcome is recorded in Redis, or it was abandoned: no longer held."""

@@ -20,4 +20,6 @@ class Running:
     #: Thread running this job's sync code while it has a time limit (for the soft limit).
     thread: int | None = None
     cancel_requested: bool = False
+    #: Its code is running now (False while a suspect waits to run alone, and once finished).
+    code: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
