@@ -90,8 +90,8 @@ def test_sigstopped_worker_is_killed_and_its_jobs_run_elsewhere(redis_url, tq, m
     m = masters(redis_url, "-w", "2", "--max-concurrent-tasks", "2", *LEDGER,
                 env=env | ledger.env())  # fmt: skip
     pids = m.wait_workers(2)
-    ids = [tq.enqueue(asleep, 1.0, i) for i in range(4)]
-    wait_for(lambda: all(len(w["jobs"]) == 2 for w in m.status()["workers"]), 10, "busy")
+    ids = [tq.enqueue(asleep, 4.0, i) for i in range(4)]  # longer than a status interval
+    wait_for(lambda: all(len(w["jobs"]) == 2 for w in m.status()["workers"]), 30, "busy")
     os.kill(pids[0], signal.SIGSTOP)
     ledger.fault("sigstop", pid=pids[0])
     m.wait_log("sent no heartbeat", timeout=20)
@@ -108,18 +108,18 @@ def test_sigstopped_master_late_acks_are_rejected(redis_url, tq, masters, ledger
     m.wait_workers(1)
     ids = [tq.enqueue(sleep, 5.0, i) for i in range(4)]
     wait_for(lambda: counts(tq, ids).count(b"active") == 4, 10, "jobs in flight")
-    m.send(signal.SIGSTOP)
-    ledger.fault("sigstop master: its leases lapse")
-    try:
-        m2 = masters(redis_url, "-w", "1", "--max-concurrent-tasks", "4", *LEDGER, env=env)
-        wait_for(lambda: succeeded(tq, ids) == 4, 60, "the second master finishes the jobs")
-    finally:
-        m.send(signal.SIGCONT)
+    with ledger.fault_window("sigstop master: its leases lapse"):
+        m.send(signal.SIGSTOP)
+        try:
+            m2 = masters(redis_url, "-w", "1", "--max-concurrent-tasks", "4", *LEDGER, env=env)
+            wait_for(lambda: succeeded(tq, ids) == 4, 60, "the second master finishes the jobs")
+        finally:
+            m.send(signal.SIGCONT)
     wait_for(lambda: "duplicate execution" in m.log() or "lease of job" in m.log(), 30,
              "the first master's late results rejected")  # fmt: skip
     assert assert_conserved(tq.redis, ids) == {"succeeded": 4}
     # The ledger proves the late results were not stored: each result names the second run.
-    assert len(check_ledger(tq.redis, ids, ledger).excused) == 4
+    assert len(check_ledger(tq.redis, ids, ledger).excused) >= 4
     assert m.stop() == 0 and m2.stop() == 0
 
 

@@ -30,6 +30,7 @@ checker uses it to prove that the stored result comes from the run that held the
    (a retry, a release on shutdown), or one that an injected fault hit: a ``fault`` record with
    that run's pid, or without a pid (a Redis outage, say), between the two starts (or up to
    ``LEASED_BEFORE_START`` seconds before the first: the job was leased but not started yet);
+   a fault that lasts (``fault_window``) counts over its whole span;
 3. no ack landed after its lease moved on: a succeeded job's result names the run of its last
    lease (the record's ``worker`` and ``attempts``), and that run finished ``ok``.
 """
@@ -98,6 +99,16 @@ class Ledger:
     def fault(self, kind: str, pid: int | None = None, **fields: Any) -> None:
         """Record a fault the test injected (``pid=None``: one that may hit every process)."""
         self.write("fault", kind=kind, target=pid, **fields)
+
+    @contextlib.contextmanager
+    def fault_window(self, kind: str, pid: int | None = None) -> Iterator[None]:
+        """A fault that lasts (a SIGSTOP until SIGCONT, an outage): every run it overlaps is
+        excused, not only those that started near its beginning."""
+        start = time.time()
+        try:
+            yield
+        finally:
+            self.write("fault", kind=kind, target=pid, since=start)
 
     def records(self) -> list[dict[str, Any]]:
         """Every complete record so far, in file order (a torn last line is skipped)."""
@@ -231,7 +242,8 @@ def check_ledger(
             if prev.outcome in ("error", "cancelled") and prev.finished <= cur.started:  # type: ignore[operator]
                 continue
             hit = [f for f in faults if f.get("target") in (None, prev.pid)
-                   and prev.started - LEASED_BEFORE_START <= f["t"] <= cur.started]  # fmt: skip
+                   and prev.started - LEASED_BEFORE_START <= f["t"]
+                   and f.get("since", f["t"]) <= cur.started]  # fmt: skip
             if hit:
                 report.excused.append(f"{job_id}: run {prev.name} hit by {hit[0]['kind']}")
             else:
