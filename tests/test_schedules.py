@@ -112,6 +112,16 @@ kwargs = {flag = true}
     assert (second["every"], second["args"], second["kwargs"]) == (30.0, [1, "x"], {"flag": True})
 
 
+def test_config_schedules_in_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "tq.yaml"
+    path.write_text("schedules:\n  - task: t.beat\n    every: 5\n    args: [1]\n")
+    [entry] = TaskQueueConfig.from_file(path).schedules
+    assert (entry["name"], entry["every"], entry["args"]) == ("t.beat", 5.0, [1])
+    path.write_text("schedules:\n  task: t.beat\n")
+    with pytest.raises(ConfigError, match="schedules must be an array of tables"):
+        TaskQueueConfig.from_file(path)
+
+
 def test_config_schedule_errors_name_the_entry_and_the_key(tmp_path: Path) -> None:
     path = write(tmp_path, """
 [[schedules]]
