@@ -49,7 +49,7 @@ def test_every_jq_recipe_finds_records_in_a_real_worker_log(redis_url, tmp_path)
 
     path = tmp_path / "worker.log"
     env = {"LOG_FORMAT": "json", "TASKQUEUE_LOGGING__ENABLE_PERFORMANCE_MONITORING": "true",
-           "TASKQUEUE_LOGGING__PERFORMANCE_INTERVAL": "0.3"}  # fmt: skip
+           "TASKQUEUE_METRICS__EXPORT_INTERVAL": "0.3"}  # fmt: skip
     with path.open("w") as stream:
         handler = logs.configure_logging_from_config(TaskQueueConfig.load(env=env), stream)
         try:

@@ -227,3 +227,15 @@ def test_alert_settings_reach_the_rules(web, client) -> None:
     env.update({"TASKQUEUE_ALERTS__MIN_WORKER_UTILIZATION": "0",
                 "TASKQUEUE_ALERTS__MAX_WORKER_UTILIZATION": "0.05"})  # fmt: skip
     assert names(web(client.url, env=env)) == {"worker_utilization_high"}
+
+
+@pytest.mark.slow
+def test_the_api_answers_on_redis_cluster(web, cluster_url, reg) -> None:
+    tq = TaskQueue(cluster_url, registry=reg)
+    run_known_jobs(tq, reg)
+    srv = web(cluster_url)
+    for path in gets():
+        r = srv.get(path)
+        assert r.status_code == 200, (path, r.text)
+    assert srv.get(f"{P}/stats").json()["queues"]["default"]["succeeded"] == 13
+    tq.close()

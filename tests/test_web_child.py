@@ -80,3 +80,14 @@ def test_two_masters_add_up_and_their_tasks_are_listed(masters, web, redis_url) 
     info = srv.get("/tasks/registry/info").json()
     assert info["tasks_total"] == len(reg) and set(info["masters"]) == {a.id, b.id}
     tq.close()
+
+
+def test_the_http_child_exits_when_its_master_is_killed(masters, redis_url) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    m = masters(redis_url, "-w", "1", "--http", f"127.0.0.1:{port}")
+    child = wait_for(lambda: web_pid(base), 60, "the HTTP child answering")
+    os.kill(m.pid, signal.SIGKILL)
+    m.proc.wait(10)
+    wait_for(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie",
+             30, "the orphaned HTTP child to exit")  # fmt: skip

@@ -1,9 +1,10 @@
 """Read one namespace's metrics from Redis into a ``MetricsSnapshot`` (the only I/O of the package).
 
-Two pipelined round trips, all keys of one hash slot (Redis Cluster safe), nothing unbounded
-beyond the namespace's queue list and live masters: (1) server time, queue names, paused
-queues, dead-letter size, the totals hash and the masters index; (2) the minute hashes of the
-last hour, each queue's three lengths and the masters' status records.
+Three round trips, all keys of one hash slot (Redis Cluster safe), nothing unbounded beyond
+the namespace's queue list and live masters: (1) server time (TIME, alone: a Redis Cluster
+pipeline refuses keyless commands); (2) pipelined: queue names, paused queues, dead-letter
+size, the totals hash and the masters index; (3) pipelined: the minute hashes of the last hour,
+each queue's three lengths and the masters' status records.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ STALE_MS = 60_000
 
 def read_raw(client: redis.Redis, keys: Keys, minutes: int = max(WINDOWS)) -> RawMetrics:
     """Fetch what ``build_snapshot`` needs, as Redis returns it."""
+    secs, usecs = client.time()  # alone: Redis Cluster pipelines refuse keyless commands
     pipe = client.pipeline(transaction=False)
-    pipe.time()
     pipe.smembers(keys.queues)
     pipe.smembers(keys.paused)
     pipe.zcard(keys.dead)
     pipe.hgetall(keys.stats)
     pipe.zrangebyscore(keys.masters, int(time.time() * 1000) - STALE_MS, "+inf")
-    (secs, usecs), queues, paused, dead, totals, master_ids = pipe.execute()
+    queues, paused, dead, totals, master_ids = pipe.execute()
     now_ms = int(secs) * 1000 + int(usecs) // 1000
     minute = now_ms // 60_000
     names = sorted(q.decode() if isinstance(q, bytes) else q for q in queues)

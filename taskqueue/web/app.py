@@ -9,8 +9,8 @@ Duties:
 3. Apply the settings: ``[web] enable_health_check`` and ``enable_metrics`` and ``[metrics]
    enabled`` drop their routes (404); ``collect_sla_metrics`` drops ``/sla``;
    ``collect_scaling_metrics`` drops ``/metrics/autoscaler``; writes need ``[web] token``.
-4. Turn errors into answers: Redis unreachable is 503 with the reason (never 500), bad query
-   parameters 400; handlers run in a thread (redis-py is blocking).
+4. Turn errors into answers: Redis unreachable (or any other Redis error) is 503 with the
+   reason, never 500; bad query parameters 400; handlers run in a thread (redis-py blocks).
 
 Why Starlette and not FastAPI: the routes take no typed bodies worth validating (one small
 JSON object), and the table below already yields the OpenAPI document, so FastAPI's pydantic
@@ -20,11 +20,13 @@ layer would be a second large dependency for nothing the API uses.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -39,6 +41,7 @@ from .dashboard import dashboard_routes
 from .prom import render
 
 Handler = Callable[..., Any]
+log = logging.getLogger("taskqueue.web")
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,9 @@ def _endpoint(ctx: Context, ep: Endpoint) -> Callable[[Request], Any]:
         except REDIS_DOWN as exc:
             ctx.mark_down()
             return JSONResponse({"error": f"redis unreachable: {reason(exc)}"}, status_code=503)
+        except redis.exceptions.RedisError as exc:  # an answer, not a crash (e.g. OOM, ACL)
+            log.error("%s %s: %s", request.method, request.url.path, reason(exc))
+            return JSONResponse({"error": f"redis error: {reason(exc)}"}, status_code=503)
         except views.BadParam as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
 
