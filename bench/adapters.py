@@ -167,26 +167,33 @@ def task_worker_cli_available() -> bool:
 
 
 class TaskQueueAdapter(Adapter):
+    """taskqueue with a ``def`` task and a sync redis client: the headline (what users write)."""
+
     name = "taskqueue"
     dist = "taskqueue"
     bulk_api = "enqueue_many"
-    concurrency_note = "{procs} worker processes x {conc} async slots (asyncio task)"
+    #: The app module that registers the task, and what a slot runs.
+    app = "tq_sync_app"
+    kind = "sync task (def)"
 
     def __init__(self, url: str, *, cli: bool | None = None) -> None:
         super().__init__(url)
-        import tq_app
+        import importlib
 
         from taskqueue import TaskQueue
 
-        self.task = tq_app.incr
+        self.task = importlib.import_module(self.app).incr
         self.tq = TaskQueue(url)
         self.cli = task_worker_cli_available() if cli is None else cli
         if self.cli:
             self.concurrency_note = (
-                "task-worker pre-fork master + {procs} worker processes x {conc} async slots"
+                "task-worker pre-fork master + {procs} worker processes x {conc} slots, "
+                + self.kind
             )
         else:
-            self.concurrency_note = "{procs} Worker processes (no master) x {conc} async slots"
+            self.concurrency_note = (
+                f"{{procs}} Worker processes (no master) x {{conc}} slots, {self.kind}"
+            )
 
     def submit(self, x: object) -> None:
         self.tq.enqueue(self.task, x)
@@ -203,10 +210,10 @@ class TaskQueueAdapter(Adapter):
     def worker_cmds(self, procs: int, conc: int) -> list[list[str]]:
         if self.cli:
             return [[sys.executable, "-m", "taskqueue.cli.worker", "worker", "-w", str(procs),
-                     "--import", "tq_app", "-q", "default", "--max-concurrent-tasks", str(conc),
+                     "--import", self.app, "-q", "default", "--max-concurrent-tasks", str(conc),
                      "--log-level", "warning", "--redis-url", self.url]]  # fmt: skip
         script = str(APPS / "tq_worker.py")
-        return [[sys.executable, script, str(conc)] for _ in range(procs)]
+        return [[sys.executable, script, str(conc), self.app] for _ in range(procs)]
 
     def worker_env(self, conc: int) -> dict[str, str]:
         env = super().worker_env(conc)
@@ -216,6 +223,14 @@ class TaskQueueAdapter(Adapter):
 
     def close(self) -> None:
         self.tq.close()
+
+
+class TaskQueueAsyncAdapter(TaskQueueAdapter):
+    """taskqueue with an ``async def`` task (redis-py asyncio client) on the worker's loop."""
+
+    name = "taskqueue-async"
+    app = "tq_app"
+    kind = "async task (async def)"
 
 
 # -- Celery ------------------------------------------------------------------------------------
@@ -410,6 +425,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     a.name: a
     for a in (
         TaskQueueAdapter,
+        TaskQueueAsyncAdapter,
         CeleryAdapter,
         RQAdapter,
         DramatiqAdapter,

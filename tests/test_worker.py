@@ -356,3 +356,31 @@ def test_hooks_see_every_job_start_and_settle(client, reg) -> None:
     assert sorted(seen.started) == sorted(ids)
     assert sorted(seen.settled) == sorted(ids)
     assert not worker.running
+
+
+def test_one_worker_runs_sync_and_async_tasks_side_by_side(client, reg) -> None:
+    import threading
+
+    from taskqueue.context import current_job
+
+    @task(name="sync_kind", registry=reg)
+    def sync_kind(i):
+        return [i, "sync", threading.current_thread().name, current_job().worker]
+
+    @task(name="async_kind", registry=reg)
+    async def async_kind(i):
+        await asyncio.sleep(0)
+        return [i, "async", threading.current_thread().name, current_job().worker]
+
+    calls = [(sync_kind if i % 2 else async_kind, (i,)) for i in range(200)]
+    ids = client.enqueue_many(calls)
+    worker = Worker(client, registry=reg, max_concurrent_tasks=5)
+    worker.run(burst=True)
+    results = [client.result(i, timeout=10) for i in ids]
+    assert {r[3] for r in results} == {worker.name}, "every job ran in this one worker"
+    assert [r[0] for r in results] == list(range(200))
+    sync_threads = {r[2] for r in results if r[1] == "sync"}
+    async_threads = {r[2] for r in results if r[1] == "async"}
+    assert all(t.startswith("tq-sync-") for t in sync_threads), sync_threads
+    assert async_threads == {threading.current_thread().name}  # the worker's event loop
+    assert assert_conserved(client.redis, ids)["succeeded"] == 200

@@ -5,6 +5,6 @@ from benchtask import run_async
 from taskqueue import task
 
 
-@task(name="bench.incr")
+@task(name="bench.incr_async")
 async def incr(x):
     await run_async(x)

@@ -61,20 +61,29 @@ class Acker:
                     self._acks = batch + self._acks
                     raise
                 log.debug("acked a batch of %d job(s) in one call", len(batch))
-                for (r, _), acked in zip(batch, ok or [False] * len(batch), strict=True):
-                    w.settled(r)
-                    ms = (time.monotonic() - r.started) * 1000
-                    if acked:
-                        if w.perf is not None:
-                            w.perf.record(ms, r.job.wait_ms, True)
-                        logs.lifecycle(log, "succeeded", task_id=r.job.id, task_name=r.job.task,
-                                       queue=r.job.queue, attempt=r.job.attempts,
-                                       worker=w.name, duration_ms=ms)  # fmt: skip
-                    else:
-                        log.warning("job %s finished after its lease was lost; result discarded "
-                                    "(duplicate execution)", r.job.id)  # fmt: skip
+                self.landed([r for r, _ in batch], ok)
         finally:
             self._task = None
+
+    def landed(self, batch: list[Running], ok: list[bool] | None) -> None:
+        """An ack call for ``batch`` returned ``ok`` (one flag per job; None: given up):
+        settle each job and log its outcome."""
+        w = self.w
+        now = time.monotonic()
+        for r, acked in zip(batch, ok or [False] * len(batch), strict=True):
+            if r.in_thread:
+                w.slot_freed(r)
+            w.settled(r)
+            if acked:
+                ms = (now - r.started) * 1000
+                if w.perf is not None:
+                    w.perf.record(ms, r.job.wait_ms, True)
+                logs.lifecycle(log, "succeeded", task_id=r.job.id, task_name=r.job.task,
+                               queue=r.job.queue, attempt=r.job.attempts, worker=w.name,
+                               duration_ms=ms)  # fmt: skip
+            else:
+                log.warning("job %s finished after its lease was lost; result discarded "
+                            "(duplicate execution)", r.job.id)  # fmt: skip
 
     async def fail(
         self,

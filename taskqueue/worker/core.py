@@ -2,7 +2,8 @@
 
 Duties (each part in its own module, joined here):
 1. ``fetcher.py``: fetch jobs only for free slots; block on wake lists when idle.
-2. ``executor.py``: run async tasks as coroutines and sync tasks in threads; time limits.
+2. ``executor.py``: run async tasks as coroutines, and time-limited sync tasks in a thread
+   pool; ``processors.py``: run other sync tasks on threads that acknowledge in batches.
 3. ``acker.py``: record successes in batches and failures one by one.
 4. ``leases.py``: stop jobs whose lease was lost or whose cancel was asked; standalone, also
    extend leases and recover expired ones (under the pre-fork master the master does that).
@@ -41,6 +42,7 @@ from .leases import LeaseKeeper
 from .link import RedisLink
 from .perf import PerfWindow
 from .perf import run as perf_loop
+from .processors import Processors
 from .running import Running
 
 log = logging.getLogger("taskqueue.worker")
@@ -99,6 +101,7 @@ class Worker:
         self.fetcher = Fetcher(self)
         self.executor = Executor(self, max_concurrent_tasks)
         self.acker = Acker(self)
+        self.processors = Processors(self, max_concurrent_tasks)
         self.leases = LeaseKeeper(self)
         #: Performance window (logging.enable_performance_monitoring), None when off.
         self.perf: PerfWindow | None = None
@@ -164,6 +167,7 @@ class Worker:
                 await self.leases.unpublish()
             await self.link.close()
             self.executor.shutdown()
+            self.processors.close()
             log.info("worker %s stopped after %d jobs", self.name, self.processed)
 
     # -- the held jobs (called by the parts) -----------------------------------------------------
@@ -174,8 +178,16 @@ class Worker:
         self.busy += 1
         if job.stalls:
             self.suspects += 1
-        r.task = asyncio.ensure_future(self.executor.execute(r))
-        self.hooks.job_started(r)
+        if self.executor.fast_path(job):
+            r.in_thread = True
+            r.task = asyncio.get_running_loop().create_future()
+            r.code = True  # a processor thread takes it now (suspects never come this way)
+            self.processors.submit(r)
+            self.hooks.job_started(r)
+            self.hooks.code_started(r)
+        else:
+            r.task = asyncio.ensure_future(self.executor.execute(r))
+            self.hooks.job_started(r)
 
     def slot_freed(self, r: Running) -> None:
         """The task's code has finished: its slot is free (the lease is kept until recorded)."""
@@ -200,6 +212,8 @@ class Worker:
         self.running.pop(r.job.id, None)
         self.settled_count += 1
         self.wakeup.set()
+        if r.in_thread and not r.task.done():  # type: ignore[union-attr]
+            r.task.set_result(None)  # type: ignore[union-attr]
         self.hooks.job_settled(r)
 
     def forget(self, r: Running) -> None:
@@ -220,6 +234,9 @@ class Worker:
             n = await self.link.run_retry(self.broker.release(held), attempts=5)
             log.warning("released %s unfinished job(s) back to their queues", n)
             for r in leftover:
+                if r.in_thread:  # stop its code; whatever it reports later is dropped
+                    r.lost = True
+                    self.processors.interrupt(r)
                 r.task.cancel()  # type: ignore[union-attr]
             await asyncio.gather(*(r.task for r in leftover), return_exceptions=True)
         await self.acker.drain()

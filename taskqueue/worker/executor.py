@@ -3,8 +3,8 @@
 Duties:
 1. Find the task, decode the payload; an unknown task or a bad payload is rejected (dead
    letter, no retry), and the worker keeps going.
-2. Run async tasks as coroutines on the loop, sync tasks in a thread pool of one thread per
-   slot.
+2. Run async tasks as coroutines on the loop; sync tasks with a time limit in a thread pool
+   of one thread per slot (``fast_path`` ones go to ``processors.py`` instead).
 3. Stop an attempt at its time limit: cancel the coroutine, or raise SoftTimeLimitExceeded
    inside the sync task's thread; ``overdue()`` tells how far the worst sync call has run past
    its limit (the master kills the process for code that ignores the soft limit).
@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .. import logs, registered
+from ..broker import Leased
 from ..context import JobContext, set_current
 from ..errors import Reject, Retry, SerializationError, SoftTimeLimitExceeded
 from ..redact import redact_text
@@ -82,12 +83,17 @@ class Executor:
                       f"worker (imported: {mine}) nor in any live worker consuming queue "
                       f"{job.queue!r}")  # fmt: skip
 
+    def fast_path(self, job: Leased) -> bool:
+        """True when ``job`` may run on a sync processor thread: a registered sync task without
+        a time limit, not a suspect (everything else runs here, where limits, rejections and
+        poison isolation are handled)."""
+        spec = self.w.registry.get(job.task)
+        return spec is not None and not spec.is_async and not job.timeout_ms and not job.stalls
+
     async def execute(self, r: Running) -> None:
         w = self.w
         job = r.job
         spec = w.registry.get(job.task)
-        opts = spec.options if spec else _DEFAULT_OPTIONS
-        acker = w.acker
         set_current(JobContext(job.id, job.task, job.queue, job.attempts, w.name, job.token))
         logs.lifecycle(log, "started", task_id=job.id, task_name=job.task, queue=job.queue,
                        attempt=job.attempts, worker=w.name)  # fmt: skip
@@ -98,10 +104,7 @@ class Executor:
             w.hooks.code_started(r)
             if spec is None:
                 raise await self._unknown(job)
-            try:
-                args, kwargs = decode_call(job.payload)
-            except MalformedPayload as exc:
-                raise Reject(f"malformed payload for task {job.task!r}: {exc}") from None
+            args, kwargs = decode_args(job)
             if spec.is_async:
                 work = spec.func(*args, **kwargs)
             else:
@@ -114,32 +117,39 @@ class Executor:
                 result = await self._with_timeout(work, job.timeout_ms / 1000, r)
             else:
                 result = await work
-            try:
-                payload = encode_result(result)
-            except SerializationError as exc:
-                # Running it again would return the same: dead-letter it now, with the reason.
-                raise Reject(f"result cannot be stored: {exc}") from None
+            payload = encode_outcome(result)
         except asyncio.CancelledError:
             if r.cancel_requested:
-                await acker.fail(r, opts, "Cancelled: cancel requested", "", retry=False)
+                await self.failed(r, CANCELLED)
             elif r.lost:
                 w.forget(r)
             else:
                 raise  # shutdown: the job is released by Worker.shutdown
-        except _AttemptTimeout as exc:
-            await acker.fail(r, opts, f"TimeoutError: {exc}", "", event="timeout")
-        except Retry as exc:
-            delay = None if exc.delay is None else int(exc.delay * 1000)
-            await acker.fail(r, opts, f"Retry: {exc.reason}", "", delay_ms=delay)
-        except Reject as exc:
-            await acker.fail(r, opts, f"Reject: {exc}", "", retry=False, exc=exc)
         except Exception as exc:
-            err = redact_text(f"{type(exc).__name__}: {exc}")
-            tb = redact_text("".join(traceback.format_exception(exc)))
-            await acker.fail(r, opts, err, tb, exc=exc)
+            await self.failed(r, exc)
         else:
             w.slot_freed(r)
-            acker.ack(r, payload)
+            w.acker.ack(r, payload)
+
+    async def failed(self, r: Running, exc: BaseException) -> None:
+        """Record the failure ``exc`` of ``r``'s attempt, by kind: timeout, ``Retry`` (its
+        delay), ``Reject`` or a cancel (no retry), anything else (retry with backoff)."""
+        spec = self.w.registry.get(r.job.task)
+        opts = spec.options if spec else _DEFAULT_OPTIONS
+        fail = self.w.acker.fail
+        if exc is CANCELLED:
+            await fail(r, opts, "Cancelled: cancel requested", "", retry=False)
+        elif isinstance(exc, _AttemptTimeout):
+            await fail(r, opts, f"TimeoutError: {exc}", "", event="timeout")
+        elif isinstance(exc, Retry):
+            delay = None if exc.delay is None else int(exc.delay * 1000)
+            await fail(r, opts, f"Retry: {exc.reason}", "", delay_ms=delay)
+        elif isinstance(exc, Reject):
+            await fail(r, opts, f"Reject: {exc}", "", retry=False, exc=exc)
+        else:
+            err = redact_text(f"{type(exc).__name__}: {exc}")
+            tb = redact_text("".join(traceback.format_exception(exc)))
+            await fail(r, opts, err, tb, exc=exc)
 
     async def _with_timeout(self, work: Any, seconds: float, r: Running) -> Any:
         task = asyncio.ensure_future(work)
@@ -173,5 +183,26 @@ class Executor:
                 )
 
 
+def decode_args(job: Leased) -> tuple[list, dict]:
+    """The job's (args, kwargs); a payload that does not decode is a ``Reject``."""
+    try:
+        return decode_call(job.payload)
+    except MalformedPayload as exc:
+        raise Reject(f"malformed payload for task {job.task!r}: {exc}") from None
+
+
+def encode_outcome(result: Any) -> bytes:
+    """The stored form of a task's return value; one that cannot be stored is a ``Reject``."""
+    try:
+        return encode_result(result)
+    except SerializationError as exc:
+        # Running it again would return the same: dead-letter it now, with the reason.
+        raise Reject(f"result cannot be stored: {exc}") from None
+
+
 class _AttemptTimeout(Exception):
     """An attempt ran past its time limit (internal; recorded as a TimeoutError failure)."""
+
+
+#: Marks a failure as "cancel requested" (recorded as cancelled, no retry).
+CANCELLED = Exception("cancel requested")

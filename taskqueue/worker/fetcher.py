@@ -2,7 +2,7 @@
 
 Duties:
 1. Fetch a batch of jobs only for free slots (one script call leases them all) and hand each
-   to the worker (``Worker.start``).
+   to the worker (``Worker.start``); while jobs run, wait until half the slots are free.
 2. When idle, block on the queues' wake lists (BLPOP, at most ``max_block``) instead of polling;
    wake early for ``stop()``, a free slot, or a scheduled job coming due.
 3. In burst mode, return once nothing is running and a fetch taken after every outcome landed
@@ -36,9 +36,12 @@ class Fetcher:
     async def run(self, burst: bool) -> None:
         w = self.w
         wakeup = w.wakeup
+        #: While jobs run, wait for this many free slots before fetching again (fewer, larger
+        #: fetches: each call costs the same in Redis and here whatever its size).
+        refill = max(1, w.max_concurrent // 2)
         while not w.stopping:
             free = w.max_concurrent - w.busy
-            if free <= 0 or w.quiet or w.suspects:
+            if free <= 0 or w.quiet or w.suspects or (free < refill and w.busy):
                 wakeup.clear()
                 await wakeup.wait()
                 continue

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .. import registered
+from .running import Running
 
 if TYPE_CHECKING:
     from .core import Worker
@@ -77,9 +78,15 @@ class LeaseKeeper:
             if r is not None and r.task is not None and not r.task.done():
                 r.lost = True
                 log.warning("lease of job %s was lost; stopping it", job_id)
-                r.task.cancel()
+                self._stop(r)
         for job_id in cancelled:
             r = running.get(job_id)
             if r is not None and r.task is not None and not r.task.done():
                 r.cancel_requested = True
-                r.task.cancel()
+                self._stop(r)
+
+    def _stop(self, r: Running) -> None:
+        if r.in_thread:  # its thread records the outcome once the code stopped
+            self.w.processors.interrupt(r)
+        else:
+            r.task.cancel()  # type: ignore[union-attr]

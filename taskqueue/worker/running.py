@@ -22,4 +22,6 @@ class Running:
     cancel_requested: bool = False
     #: Its code is running now (False while a suspect waits to run alone, and once finished).
     code: bool = False
+    #: Run by a sync processor thread (``task`` is then a plain future, done when settled).
+    in_thread: bool = False
     meta: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,179 @@
+"""Sync processors: threads that run sync tasks and acknowledge them without a hop through the
+event loop for each job.
+
+Duties:
+1. Start one thread per slot on the first sync job (an async-only worker starts none).
+2. Each thread takes a job from its inbox (filled by the fetcher), runs the task's code in that
+   thread with its job context set, and queues the result.
+3. Acknowledge results in batches on a sync connection from the process's bounded pool: the
+   thread that finds no ack in flight sends one ack call for every result queued at that moment
+   (the others only queue theirs), then hands the batch back to the loop in one call (settle,
+   free the slots, log): one loop wake-up per batch instead of one per job.
+4. Hand failures, cancels and lost leases to the loop, where the executor records them like
+   any other job's.
+5. ``interrupt(r)``: stop a task whose cancel was asked or whose lease was lost, by raising an
+   exception inside its thread (delivered at its next Python bytecode).
+Jobs with a time limit, async tasks and unknown tasks never come here (``Executor.fast_path``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import logs
+from ..connection import connect
+from ..context import JobContext, set_current
+from ..runner import SyncRunner
+from .executor import CANCELLED, decode_args, encode_outcome
+from .running import Running
+
+if TYPE_CHECKING:
+    from .core import Worker
+
+log = logging.getLogger("taskqueue.worker")
+#: A thread's result retried this many times through an outage once the worker is stopping.
+STOP_TRIES = 50
+
+
+class _Stop(BaseException):
+    """Raised inside a processor thread to stop its task (cancel asked, or lease lost)."""
+
+
+class Processors:
+    """Up to ``threads`` threads running sync jobs for ``worker``."""
+
+    def __init__(self, worker: Worker, threads: int) -> None:
+        self.w = worker
+        self.size = threads
+        self.inbox: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._done: list[tuple[Running, bytes]] = []
+        self._lock = threading.Lock()
+        self._guard = threading.Lock()  # r.thread and interrupts
+        self._flushing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._run: SyncRunner | None = None
+
+    def submit(self, r: Running) -> None:
+        """Queue ``r`` for the next free thread (called on the loop)."""
+        if not self._threads:
+            self._start()
+        self.inbox.put(r)
+
+    def interrupt(self, r: Running) -> None:
+        """Stop ``r``'s task if its code is running now (called on the loop)."""
+        with self._guard:
+            tid, r.thread = r.thread, None
+            if tid is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid),
+                                                           ctypes.py_object(_Stop))  # fmt: skip
+
+    def close(self) -> None:
+        """Let the threads exit once idle, and close the connection (called on the loop)."""
+        for _ in self._threads:
+            self.inbox.put(None)
+        for t in self._threads:
+            t.join(timeout=1.0)
+        if self._run is not None and not any(t.is_alive() for t in self._threads):
+            self._run.client.close()
+
+    # -- the threads ---------------------------------------------------------------------------
+    def _start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._run = SyncRunner(connect(self.w.settings, name="worker"))
+        for i in range(self.size):
+            t = threading.Thread(target=self._serve, name=f"tq-sync-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self) -> None:
+        while (r := self.inbox.get()) is not None:
+            self._process(r)
+
+    def _process(self, r: Running) -> None:
+        w, job = self.w, r.job
+        func = w.registry.get(job.task).func  # type: ignore[union-attr]
+        set_current(JobContext(job.id, job.task, job.queue, job.attempts, w.name, job.token))
+        logs.lifecycle(log, "started", task_id=job.id, task_name=job.task, queue=job.queue,
+                       attempt=job.attempts, worker=w.name)  # fmt: skip
+        try:
+            try:
+                args, kwargs = decode_args(job)
+                with self._guard:
+                    r.thread = threading.get_ident()
+                try:
+                    result = func(*args, **kwargs)
+                finally:
+                    with self._guard:
+                        r.thread = None
+                    r.code = False  # finished: a crash from here on is no fault of this job
+                payload = encode_outcome(result)
+            except _Stop:
+                raise
+            except Exception as exc:
+                self._to_loop(self._failed, r, exc)
+                return
+            if r.cancel_requested or r.lost:
+                raise _Stop
+        except _Stop:  # also when it arrives a few bytecodes after the task's code returned
+            self._to_loop(self._stopped, r)
+            return
+        self._ack(r, payload)
+
+    def _failed(self, r: Running, exc: BaseException) -> None:
+        asyncio.ensure_future(self.w.executor.failed(r, exc))
+
+    def _stopped(self, r: Running) -> None:
+        if r.cancel_requested:
+            self._failed(r, CANCELLED)
+        else:
+            self.w.forget(r)
+
+    def _ack(self, r: Running, payload: bytes) -> None:
+        with self._lock:
+            self._done.append((r, payload))
+            if self._flushing:
+                return  # the thread flushing now takes it with its next batch
+            self._flushing = True
+        while True:
+            with self._lock:
+                batch, self._done = self._done, []
+                if not batch:
+                    self._flushing = False
+                    return
+            ok = self._call(self.w.broker.ack([(r.job, p) for r, p in batch]))
+            self._to_loop(self.w.acker.landed, [r for r, _ in batch], ok)
+
+    def _call(self, call: Any) -> Any:
+        """Run a call that must land, riding out an outage with the link's back-off (the
+        worker's one outage state: logged once per change)."""
+        assert self._run is not None
+        state, tries = self.w.link.state, 0
+        while True:
+            try:
+                res = self._run(call)
+            except Exception as exc:  # noqa: BLE001 - classified and logged by Outage
+                tries += 1
+                if self.w.stopping and tries >= STOP_TRIES:
+                    log.error("giving up on %s after %d tries; the lease will expire and the "
+                              "job will be recovered", call.script, tries)  # fmt: skip
+                    return None
+                time.sleep(state.failed(exc, f"script {call.script}"))
+                continue
+            if state.down:
+                state.ok()
+            return res
+
+    def _to_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(fn, *args)
