@@ -2,7 +2,8 @@
 
 Duties:
 1. Fetch a batch of jobs only for free slots (one script call leases them all) and hand each
-   to the worker (``Worker.start``); while jobs run, wait until half the slots are free.
+   to the worker (``Worker.start``); while a backlog drains, wait until half the slots are
+   free.
 2. When idle, block on the queues' wake lists (BLPOP, at most ``max_block``) instead of polling;
    wake early for ``stop()``, a free slot, or a scheduled job coming due.
 3. In burst mode, return once nothing is running and a fetch taken after every outcome landed
@@ -36,12 +37,14 @@ class Fetcher:
     async def run(self, burst: bool) -> None:
         w = self.w
         wakeup = w.wakeup
-        #: While jobs run, wait for this many free slots before fetching again (fewer, larger
-        #: fetches: each call costs the same in Redis and here whatever its size).
+        #: After a fetch that filled every slot it asked for (a backlog), wait for this many free
+        #: slots before fetching again: fewer, larger fetches (a call costs about the same in
+        #: Redis and here whatever its size). After a short fetch, any free slot fetches.
         refill = max(1, w.max_concurrent // 2)
+        backlog = False
         while not w.stopping:
             free = w.max_concurrent - w.busy
-            if free <= 0 or w.quiet or w.suspects or (free < refill and w.busy):
+            if free <= 0 or w.quiet or w.suspects or (backlog and free < refill and w.busy):
                 wakeup.clear()
                 await wakeup.wait()
                 continue
@@ -55,6 +58,7 @@ class Fetcher:
                 log.debug("fetch %d: leased %d of %d free slot(s)%s", self.fetches,
                           len(res.jobs), free, "".join(f"; {j.task}[{j.id}] from {j.queue}"
                                                        for j in res.jobs))  # fmt: skip
+            backlog = len(res.jobs) == free
             for job in res.jobs:
                 w.start(job)
             if res.jobs:
