@@ -46,17 +46,18 @@ def cell(s: dict | None, scale: float, dec: int) -> str:
     return med
 
 
-def ratios(result: dict) -> list[dict]:
-    """ours/best-peer for each line (best = highest or lowest median among peers)."""
+def ratios(result: dict, mine_name: str = "taskqueue") -> list[dict]:
+    """ours/best-peer for each line (best = highest or lowest median among peers; taskqueue's
+    own variants are not peers)."""
     libs = result["libraries"]
-    ours = libs.get("taskqueue", {}).get("summary", {})
+    ours = libs.get(mine_name, {}).get("summary", {})
     out = []
     for key, label, higher, _scale, _dec, target in LINES:
         mine = (ours.get(key) or {}).get("median")
         peers = {
             n: (lib.get("summary", {}).get(key) or {}).get("median")
             for n, lib in libs.items()
-            if n != "taskqueue"
+            if not n.startswith("taskqueue")
         }
         peers = {n: v for n, v in peers.items() if v is not None}
         if mine is None or not peers:
@@ -76,9 +77,10 @@ def table(result: dict) -> str:
     libs = result["libraries"]
     names = list(libs)
     rat = {r["key"]: r for r in ratios(result)}
+    arat = {r["key"]: r for r in ratios(result, "taskqueue-async")}
     head = "| | " + " | ".join(f"{n} {libs[n]['version']}" for n in names)
-    head += " | ours / best peer |\n"
-    head += "|---" * (len(names) + 2) + "|\n"
+    head += " | sync task / best peer | async task / best peer |\n"
+    head += "|---" * (len(names) + 3) + "|\n"
     rows = []
     for key, label, higher, scale, dec, target in LINES:
         cells = [cell(libs[n].get("summary", {}).get(key), scale, dec) for n in names]
@@ -90,7 +92,9 @@ def table(result: dict) -> str:
             if target is not None:
                 goal = f"≥ {target:g}×" if higher else f"≤ {target:g}×"
                 rc += f" (target {goal}: {'met' if r['met'] else '**not met**'})"
-        rows.append(f"| {label} | " + " | ".join(cells) + f" | {rc} |")
+        a = arat.get(key, {})
+        ac = "–" if a.get("ratio") is None else f"{a['ratio']:.2f}× vs {a['best']}"
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {rc} | {ac} |")
     # the absolute idle target
     ours = libs.get("taskqueue", {}).get("summary", {}).get("idle_cmds_per_s_per_worker")
     if ours:

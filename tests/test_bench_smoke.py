@@ -16,19 +16,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_bench_harness_runs_taskqueue_only(tmp_path: Path) -> None:
+def test_bench_harness_runs_taskqueue_with_sync_and_async_tasks(tmp_path: Path) -> None:
     cmd = [
-        sys.executable, str(ROOT / "bench" / "run.py"), "--no-venv", "--only", "taskqueue",
+        sys.executable, str(ROOT / "bench" / "run.py"), "--no-venv", "--only", "taskqueue,taskqueue-async",
         "--jobs", "500", "--enqueue-jobs", "200", "--runs", "1", "--quick",
         "--latency-seconds", "0.5", "--idle-seconds", "0.5", "--no-backlog",
         "--no-readme", "--out", str(tmp_path),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=420, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     result = json.loads((tmp_path / "latest.json").read_text())
     assert result["skipped"] == {}
     assert set(result) >= {"date", "machine", "redis", "settings", "libraries"}
+    assert set(result["libraries"]) == {"taskqueue", "taskqueue-async"}
+    assert "sync task" in result["libraries"]["taskqueue"]["config"]
+    assert "async task" in result["libraries"]["taskqueue-async"]["config"]
+    for kind in result["libraries"].values():  # both task kinds drained every job
+        assert kind["runs"][0]["drain"]["rate"] > 0
+        assert kind["runs"][0]["load"]["load1"] >= 0
     lib = result["libraries"]["taskqueue"]
     assert lib["bulk_api"] == "enqueue_many"
     run = lib["runs"][0]
