@@ -60,7 +60,6 @@ class Acker:
                 except BaseException:
                     self._acks = batch + self._acks
                     raise
-                log.debug("acked a batch of %d job(s) in one call", len(batch))
                 self.landed([r for r, _ in batch], ok)
         finally:
             self._task = None
@@ -70,6 +69,7 @@ class Acker:
         settle each job and log its outcome."""
         w = self.w
         now = time.monotonic()
+        log.debug("acked a batch of %d job(s) in one call", len(batch))
         for r, acked in zip(batch, ok or [False] * len(batch), strict=True):
             if r.in_thread:
                 w.slot_freed(r)
