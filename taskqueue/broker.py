@@ -21,8 +21,13 @@ DEFAULT_DEAD_AGE_MS = 7 * 24 * 3600 * 1000
 #: How long an idempotency key keeps returning its first job (ms).
 DEFAULT_IDEM_TTL_MS = 24 * 3600 * 1000
 #: Scheduled jobs promoted per queue per fetch, and expired leases recovered per queue per call.
-PROMOTE_BATCH = 1000
-RECOVER_BATCH = 1000
+#: Both sized so that one call stays well under 5 ms of Redis time even with millions of jobs
+#: waiting (bench/huge_queues.py, docs/reliability.md "Huge queues").
+PROMOTE_BATCH = 250
+RECOVER_BATCH = 250
+#: Jobs one purge, dead-retry or dead-delete call handles; callers loop until it returns 0, so
+#: a purge of millions never holds Redis for more than one small batch at a time.
+CONTROL_BATCH = 100
 
 
 def _s(value: Any) -> str:
@@ -269,16 +274,16 @@ class Broker:
         k = self.keys
         return Call("resume", [k.paused, k.ready(queue), k.wake(queue)], [queue], bool)
 
-    def purge(self, queue: str, limit: int = 1000) -> Call:
+    def purge(self, queue: str, limit: int = CONTROL_BATCH) -> Call:
         k = self.keys
         keys = [k.ready(queue), k.scheduled(queue), k.stats]
         return Call("purge", keys, [k.base, limit, queue], int)
 
-    def dead_retry(self, ids: Sequence[str] = (), limit: int = 1000) -> Call:
+    def dead_retry(self, ids: Sequence[str] = (), limit: int = CONTROL_BATCH) -> Call:
         k = self.keys
         return Call("dead_retry", [k.dead, k.queues], [k.base, limit, *ids], int)
 
-    def dead_delete(self, ids: Sequence[str] = (), limit: int = 1000) -> Call:
+    def dead_delete(self, ids: Sequence[str] = (), limit: int = CONTROL_BATCH) -> Call:
         return Call("dead_delete", [self.keys.dead], [self.keys.base, limit, *ids], int)
 
     def watch(self, job_id: str) -> Call:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .jobs import EnqueueOptions
 
 #: Jobs per enqueue script call in enqueue_many.
-BATCH = 1000
+BATCH = 250
 ALL = "all"
 #: Outcomes of the cancel script that mean the job is (or will be) cancelled.
 CANCELLED = ("cancelled", "requested")
@@ -230,7 +230,7 @@ class TaskQueue(_Base):
         return self._enqueue(self.broker.enqueue([self._job(task, args, kwargs, **options)]))[0][0]
 
     def enqueue_many(self, calls: Iterable[Any]) -> list[str]:
-        """Enqueue many ``(task, args, kwargs)`` calls, one script call per 1,000 jobs, in
+        """Enqueue many ``(task, args, kwargs)`` calls, one script call per ``BATCH`` (250) jobs, in
         order. If one fails, the rest are not sent and ``PartialEnqueue`` tells which went in."""
         batches = self._batches(calls)
         replies: list[Any] = []
@@ -342,7 +342,7 @@ class AsyncTaskQueue(_Base):
         return (await self._enqueue(self.broker.enqueue([job])))[0][0]
 
     async def enqueue_many(self, calls: Iterable[Any]) -> list[str]:
-        """Enqueue many ``(task, args, kwargs)`` calls, one script call per 1,000 jobs."""
+        """Enqueue many ``(task, args, kwargs)`` calls, one script call per ``BATCH`` (250) jobs."""
         batches = self._batches(calls)
         replies: list[Any] = []
         for _, call in batches:
