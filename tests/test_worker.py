@@ -384,3 +384,27 @@ def test_one_worker_runs_sync_and_async_tasks_side_by_side(client, reg) -> None:
     assert all(t.startswith("tq-sync-") for t in sync_threads), sync_threads
     assert async_threads == {threading.current_thread().name}  # the worker's event loop
     assert assert_conserved(client.redis, ids)["succeeded"] == 200
+
+
+def test_cancel_of_a_running_sync_job_stops_its_thread(redis_url, reg) -> None:
+    client = TaskQueue(redis_url, registry=reg, broker_options={"lease_ms": 300})
+    stopped = []
+
+    @task(name="loop_forever", registry=reg)
+    def loop_forever():
+        try:
+            for _ in range(6000):
+                time.sleep(0.01)
+        except BaseException as exc:
+            stopped.append(type(exc).__name__)
+            raise
+
+    job_id = client.enqueue(loop_forever)
+    with running_worker(client, reg) as worker:
+        wait_for(lambda: client.status(job_id).state == "active", 10, "the job to start")
+        assert client.cancel(job_id) is True
+        wait_for(lambda: client.status(job_id).state == "cancelled", 10, "the cancel")
+        wait_for(lambda: not worker.running, 10, "the slot to be given back")
+    assert stopped, "the task's code was interrupted in its thread"
+    with pytest.raises(TaskFailed, match="cancelled"):
+        client.result(job_id, timeout=1)
