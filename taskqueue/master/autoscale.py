@@ -184,6 +184,14 @@ class Autoscale:
 
     # -- status ----------------------------------------------------------------------------------
     def describe(self, now: float) -> dict[str, Any]:
+        """The ``autoscaler`` object of the master's status record (``{"enabled": false}`` when
+        off): ``pinned`` (count or null) and ``pinned_by``, ``min_workers``/``max_workers``,
+        ``metrics`` (the last sample's signals), ``thresholds`` (current, adapted) and
+        ``initial_thresholds``, ``adaptive``, ``adjustments`` (at, why, changes), ``sla``,
+        ``baseline_ms`` (run-time baseline), ``cooldown_left`` {up, down} (s), ``signals``
+        {up, down, required} (consecutive counts), ``decisions`` {up, down, refused, recycle}
+        (counts since start), ``last`` and ``history`` (recent entries: at (epoch s), outcome,
+        action, count, workers, target, reasons, metrics, thresholds, recycle)."""
         if not self.enabled:
             return {"enabled": False}
         p, st = self.policy, self.state
