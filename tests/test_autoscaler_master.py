@@ -156,6 +156,14 @@ def test_memory_pressure_recycles_the_largest_worker_instead_of_scaling_up(
     tq = TaskQueue(redis_url)
     ids = tq.enqueue_many([(leak, (100,))])  # the worker keeps 100 MiB: over the 60 MiB level
     wait_for(lambda: tq.status(ids[0]).state == "succeeded", 30, "the leak")
+
+    def uss_mib() -> float:
+        return max((w["uss"] for w in (m.status() or {}).get("workers", [])), default=0) / 2**20
+
+    # the master has sampled the grown worker (the autoscaler reads the same figure)
+    wait_for(
+        lambda: uss_mib() > 60, 30, "the leaking worker's USS over 60 MiB in the status record"
+    )
     ids += tq.enqueue_many(
         [(sleep, (0.5, i)) for i in range(30)]
     )  # pressure that wants more workers
