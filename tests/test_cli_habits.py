@@ -59,5 +59,9 @@ def test_banner_trace_level_debug_logs_and_the_namespace_hint(redis_url, masters
     assert "(none running)" in out
     assert "no master runs in namespace 'default'" in out and "'dev' (1 master)" in out
     assert "TASKQUEUE_REDIS__NAMESPACE=dev" in out
+    assert tqctl(["-r", redis_url, "status", "--json"]) == 0
+    snap = json.loads(capsys.readouterr().out)
+    assert snap["masters"] == []
+    assert {"prefix": "tq", "namespace": "dev", "masters": 1} in snap["other_namespaces"]
     assert m.stop() == 0
     tq.close()

@@ -242,6 +242,9 @@ class Ctl:
     def status(self) -> int:
         snap = self.snapshot()
         if self.args.json:
+            others = self.ctl.other_namespaces()
+            snap["other_namespaces"] = [{"prefix": p, "namespace": ns, "masters": n}
+                                        for p, ns, n in others]  # fmt: skip
             self.out(snap)
         else:
             print(self.render(snap))
