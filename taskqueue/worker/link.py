@@ -11,9 +11,12 @@ Duties:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
+
+import redis
 
 from ..connection import MAX_BLOCK, RedisSettings, connect_async
 from ..redis_errors import Outage
@@ -68,7 +71,16 @@ class RedisLink:
                 return None
 
     async def outage(self, exc: BaseException, what: str = "") -> None:
-        await asyncio.sleep(self.state.failed(exc, what))
+        starting = not self.state.down
+        wait = self.state.failed(exc, what)
+        if starting and isinstance(exc, (redis.ConnectionError, OSError)):
+            # The server went away: every idle pooled connection is dead too. Drop them now, so
+            # that after the recovery none of them fails once more and reads as a new outage.
+            pool = getattr(self.redis, "connection_pool", None)
+            if pool is not None:
+                with contextlib.suppress(Exception):
+                    await pool.disconnect(inuse_connections=False)
+        await asyncio.sleep(wait)
 
     def reconnected(self) -> None:
         self.state.ok()
