@@ -46,6 +46,8 @@ from .processors import Processors
 from .running import Running
 
 log = logging.getLogger("taskqueue.worker")
+#: Seconds the worker waits for its cancelled background tasks when it stops.
+TIMER_STOP_WAIT = 5.0
 #: How often a suspect waiting to run alone checks that the other jobs have finished (s).
 ALONE_POLL = 0.02
 
@@ -162,7 +164,12 @@ class Worker:
             await self.shutdown()
             for t in timers:
                 t.cancel()
-            await asyncio.gather(*timers, return_exceptions=True)
+            if timers:
+                # Bounded: a background task must never hold up the worker's stop.
+                _, pending = await asyncio.wait(timers, timeout=TIMER_STOP_WAIT)
+                if pending:
+                    log.warning("%d background task(s) did not stop within %gs of their "
+                                "cancel; stopping without them", len(pending), TIMER_STOP_WAIT)  # fmt: skip
             if self.standalone:
                 await self.leases.unpublish()
             await self.link.close()
