@@ -61,8 +61,10 @@ def test_a_dead_worker_stalls_only_the_jobs_whose_code_ran(redis_url, tq, master
     (pid,) = m.wait_workers(1)
     running = tq.enqueue(lt.asleep, 30.0, 1)
     wait_for(lambda: tq.status(running).state == "active", 10, "the long job running")
+    tq.pause("default")  # so the worker cannot fetch the next job before it is marked
     waiting = tq.enqueue(lt.asleep, 0.01, 2)
     tq.redis.hset(tq.keys.job(waiting), "stalls", 1)  # a suspect: it must wait to run alone
+    tq.resume("default")
     wait_for(lambda: len((m.status() or {"workers": [{"jobs": []}]})["workers"][0]["jobs"]) == 2,
              20, "both jobs reported held")  # fmt: skip
     os.kill(pid, signal.SIGKILL)

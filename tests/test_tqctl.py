@@ -75,7 +75,7 @@ def test_status_json_has_the_documented_fields_and_no_password(redis_factory, ma
     code, out, err = ctl(capsys, url, "status", "--json")
     assert code == 0 and "hunter2" not in out + err
     snap = json.loads(out)
-    assert set(snap) == {"masters", "queues", "dead"}
+    assert set(snap) == {"masters", "queues", "dead", "other_namespaces"}
     rec = snap["masters"][0]
     for field in ("id", "host", "pid", "version", "started", "queues", "config", "desired",
                   "actual", "quiet", "draining", "workers"):  # fmt: skip
