@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from report import save_result  # noqa: E402
+
 from taskqueue import TaskQueue  # noqa: E402
 from taskqueue.testing import ledger_tasks  # noqa: E402
 from taskqueue.testing.server import RedisServer  # noqa: E402
@@ -85,9 +87,7 @@ def main() -> int:
         master.terminate()
         master.wait(60)
         server.close()
-    out = ROOT / "bench" / "results" / f"delay-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    save_result("delay", report)
     return 0
 
 

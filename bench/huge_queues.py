@@ -14,7 +14,6 @@ writes it to bench/results/huge-<time>.json. Nothing here is asserted: the figur
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import defaultdict
@@ -22,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from report import save_result  # noqa: E402
 
 from taskqueue import TaskQueue, task  # noqa: E402
 from taskqueue.registry import Registry  # noqa: E402
@@ -147,9 +148,7 @@ def main() -> int:
         report["payloads_slowlog"] = slowlog(r, names)
     finally:
         server.close()
-    out = ROOT / "bench" / "results" / f"huge-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    save_result("huge", report)
     return 0
 
 

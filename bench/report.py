@@ -237,3 +237,19 @@ if __name__ == "__main__":
     res = json.loads(src.read_text())
     print(table(res))
     chart(res, src.parent / "chart.png")
+
+
+def save_result(kind: str, report: dict) -> Path:
+    """Write a bench script's JSON report to bench/results/<kind>-<time>.json, print it, and
+    return the path (shared by soak.py, huge_queues.py and delay_precision.py)."""
+    import json
+    import time
+
+    out = (
+        Path(__file__).resolve().parent
+        / "results"
+        / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return out

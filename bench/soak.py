@@ -12,7 +12,6 @@ Exit status 1 if the ledger finds a job lost or run twice without a kill to expl
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from report import save_result  # noqa: E402
 
 from taskqueue.testing.server import RedisServer  # noqa: E402
 from taskqueue.testing.soak import run_soak  # noqa: E402
@@ -69,9 +70,7 @@ def main() -> int:
         if server is not None:
             server.stop()
     summary = {"seed": args.seed, "master_kill_share": args.master_kill_share, **report.summary()}
-    out = ROOT / "bench" / "results" / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    save_result("soak", summary)
     return 0
 
 
