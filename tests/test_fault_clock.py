@@ -63,13 +63,19 @@ def test_a_skewed_host_follows_redis_time(redis_url, masters, tmp_path, skew) ->
         assert started >= due, f"delayed job {j} started before it was due (Redis time)"
     wait_for(lambda: tq.status(flaky).state == "dead", 60, "the failing job's retries")
     assert tq.status(flaky).failures == 3
-    # Kill the skewed worker in the middle of new long jobs: the true host recovers them after
-    # one lease (2 s, Redis time), not after an hour.
+    # Kill the skewed worker in the middle of new long jobs: a true host recovers them after one
+    # lease (2 s, Redis time), not after an hour. The true host is stopped while the new jobs are
+    # handed out, so that the skewed worker surely holds them (an idle true host could take all).
+    assert true.stop(timeout=60) == 0
     more = [tq.enqueue_with("ledger.sleep", (3.0, i)) for i in range(4)]
-    wait_for(lambda: any(r.pid == skewed_pid for j in more for r in ledger.runs().get(j, [])),
-             60, "the skewed worker to start one of the new jobs")  # fmt: skip
+    def skewed_runs_all() -> bool:
+        runs = ledger.runs()
+        return all(j in runs and runs[j][-1].pid == skewed_pid for j in more)
+
+    wait_for(skewed_runs_all, 60, "the skewed worker to start the new jobs")
     ledger.fault("sigkill", pid=skewed_pid)
     os.kill(skewed_pid, signal.SIGKILL)
+    true = masters(redis_url, "-w", "1", "--max-concurrent-tasks", "6", env=env, imports=TASKS)
     wait_for(lambda: all(tq.status(j).state == "succeeded" for j in more), 90,
              "the killed worker's jobs to be recovered and run")  # fmt: skip
     check_ledger(tq.redis, long + delayed + [flaky] + more, ledger)
