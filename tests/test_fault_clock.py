@@ -68,6 +68,7 @@ def test_a_skewed_host_follows_redis_time(redis_url, masters, tmp_path, skew) ->
     # handed out, so that the skewed worker surely holds them (an idle true host could take all).
     assert true.stop(timeout=60) == 0
     more = [tq.enqueue_with("ledger.sleep", (3.0, i)) for i in range(4)]
+
     def skewed_runs_all() -> bool:
         runs = ledger.runs()
         return all(j in runs and runs[j][-1].pid == skewed_pid for j in more)
