@@ -74,8 +74,9 @@ class Registry:
 
     def describe(self) -> list[dict[str, Any]]:
         """JSON-ready ``[{name, queue, max_retries, timeout, dead_letter, is_async, origin,
-        ...}]``, sorted by name: what a master publishes in its status record (``tasks``), so
-        that the HTTP API's ``/registered`` lists what the live workers can run."""
+        ...}]``, sorted by name: what masters and standalone workers publish in the
+        registered-tasks hash (``taskqueue/registered.py``), which the HTTP API's
+        ``/registered`` reads."""
         return [
             {"name": s.name, "origin": s.origin, "is_async": s.is_async, **asdict(s.options)}
             for s in sorted(self._tasks.values(), key=lambda s: s.name)

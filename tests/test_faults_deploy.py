@@ -54,7 +54,7 @@ def test_hup_runs_changed_code_and_new_tasks_survive_the_roll(redis_url, tq, mas
 
 def test_unknown_task_is_retried_while_a_live_worker_registers_it(client, worker_factory) -> None:
     keys = client.keys
-    entry = registered.entry(["default"], ["deployed.later"])
+    entry = registered.entry(["default"], [{"name": "deployed.later"}])
     client.redis.hset(keys.registered, "other-host:1", entry)
     job = client.enqueue_with("deployed.later", max_retries=3, strict=False)
     with worker_factory():

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from web_fixtures import ROOT
 
 from taskqueue import TaskQueue
+from taskqueue.registered import entry
 from taskqueue.web import ROUTES
 
 P = "/tasks"
@@ -206,6 +207,27 @@ def test_adaptive_thresholds_are_served_only_when_asked(web, client) -> None:
     srv = web(client.url, env={"TASKQUEUE_METRICS__COLLECT_ADAPTIVE_THRESHOLD_METRICS": "true"})
     full = srv.get(f"{P}/metrics/autoscaler").json()["masters"]["h:1"]["state"]
     assert full["adjustments"] == [{"at": 1}] and full["initial_thresholds"]
+
+
+def test_registered_lists_the_live_masters_and_standalone_workers(web, client) -> None:
+    """/registered and /registry/info read the registered-tasks hash, the list workers consult
+    for unknown tasks: masters and standalone workers alike; an expired entry is ignored."""
+    publish = {
+        "h:1": entry(["default"], [{"name": "a", "queue": "default", "max_retries": 3}]),
+        "worker-x": entry(["default", "low"], [{"name": "a", "queue": "default", "max_retries": 5},
+                                               {"name": "b", "queue": "low", "max_retries": 0}]),
+        "gone": entry(["default"], [{"name": "c", "queue": "default"}], now=time.time() - 60),
+    }  # fmt: skip
+    client.redis.hset(client.keys.registered, mapping=publish)
+    srv = web(client.url)
+    tasks = {t["name"]: t for t in srv.get(f"{P}/registered").json()["tasks"]}
+    assert sorted(tasks) == ["a", "b"]
+    assert tasks["a"]["publishers"] == ["h:1", "worker-x"] and not tasks["a"]["consistent"]
+    assert tasks["b"] == {"name": "b", "queue": "low", "max_retries": 0,
+                          "publishers": ["worker-x"], "consistent": True}  # fmt: skip
+    info = srv.get(f"{P}/registry/info").json()
+    assert info["tasks_total"] == 2 and set(info["publishers"]) == {"h:1", "worker-x"}
+    assert info["inconsistent"] == ["a"] and info["unconsumed"] == []
 
 
 def test_alert_settings_reach_the_rules(web, client) -> None:

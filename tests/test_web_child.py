@@ -75,10 +75,12 @@ def test_two_masters_add_up_and_their_tasks_are_listed(masters, web, redis_url) 
     assert len(w["workers"]) == 3 and sum(m["slots"] for m in w["masters"]) == 9
     assert srv.get("/tasks/stats").json()["queues"]["default"]["succeeded"] == 200
     reg = {t["name"]: t for t in srv.get("/tasks/registered").json()["tasks"]}
-    assert sorted(reg["m.noop"]["masters"]) == sorted([a.id, b.id]) and reg["m.noop"]["consistent"]
+    assert (
+        sorted(reg["m.noop"]["publishers"]) == sorted([a.id, b.id]) and reg["m.noop"]["consistent"]
+    )
     assert reg["m.spin"]["timeout"] == 1 and reg["m.spin"]["max_retries"] == 1
     info = srv.get("/tasks/registry/info").json()
-    assert info["tasks_total"] == len(reg) and set(info["masters"]) == {a.id, b.id}
+    assert info["tasks_total"] == len(reg) and set(info["publishers"]) == {a.id, b.id}
     tq.close()
 
 

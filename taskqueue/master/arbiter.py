@@ -77,7 +77,6 @@ class Arbiter:
         self.autoscale = Autoscale(self.id)
         self.http = HttpChild(cfg) if cfg.web.enabled else None
         #: What the workers can run: the task modules were imported before the master started.
-        self.tasks = registry.describe()
         self.apply_config(cfg)
 
     def apply_config(self, cfg: Any) -> None:
@@ -147,15 +146,16 @@ class Arbiter:
 
     def _banner(self) -> None:
         """Where this master works (namespace, Redis without credentials) and what it runs."""
-        tasks = ", ".join(f"{t['name']} [{t['queue']}]" for t in self.tasks) or "none"
+        described = registry.describe()
+        tasks = ", ".join(f"{t['name']} [{t['queue']}]" for t in described) or "none"
         log.info(
             "master %s started: namespace %s (keys %s*) on %s, %d workers, queues=%s, generation %d; "
             "%d task(s): %s", self.id, self.keys.namespace, self.keys.base, redact_url(self.redis_settings.url),
-            self.desired, ",".join(self.spec.queues), self.generation, len(self.tasks), tasks,
+            self.desired, ",".join(self.spec.queues), self.generation, len(described), tasks,
             extra={"namespace": self.keys.namespace, "redis": redact_url(self.redis_settings.url),
-                   "tasks": {t["name"]: t["queue"] for t in self.tasks}},
+                   "tasks": {t["name"]: t["queue"] for t in described}},
         )  # fmt: skip
-        if not self.tasks:
+        if not described:
             log.warning("no task is registered: name your task modules with --import / "
                         "[workers] imports, or tasks with [workers] tasks")  # fmt: skip
 
@@ -285,7 +285,7 @@ class Arbiter:
                 w.channel.flush()
             self.beats += 1
             index = self.beats % 5 == 1  # every 10 s: the masters index, the registered tasks
-            tasks = registered.entry(self.spec.queues, registry.names()) if index else ""
+            tasks = registered.entry(self.spec.queues, registry.describe()) if index else ""
             self.control.publish(self.status(), index=index, tasks=tasks)
             jobs = sum(len(w.jobs) for w in self.workers.values())
             self.notify.status(f"{len(self.workers)} workers, {jobs} jobs in flight"
@@ -435,7 +435,6 @@ class Arbiter:
             "spawn_halted": self.boot.halted, "redis_down": self.redis.down_since is not None,
             "autoscaler": self.autoscale.describe(time.monotonic()),
             "http": self.http.describe() if self.http is not None else None,
-            "tasks": self.tasks,
             "workers": [w.describe() for w in sorted(self.workers.values(), key=lambda w: w.index)],
         }  # fmt: skip
 

@@ -16,6 +16,7 @@ import psutil
 from starlette.requests import Request
 
 from .. import __version__
+from .. import registered as registered_tasks
 from ..control.joblist import FIELDS, MAX_LIMIT, job_dict, job_page
 from ..control.timeline import read_timeline
 from ..metrics import MetricsSnapshot
@@ -254,43 +255,38 @@ def metrics_timeline(ctx: Context, req: Request) -> Body:
     return read_timeline(ctx.redis, ctx.keys, minutes)
 
 
-def _registered(snap: MetricsSnapshot) -> dict[str, dict[str, Any]]:
-    tasks: dict[str, dict[str, Any]] = {}
-    for m in snap.masters:
-        for t in m.record.get("tasks") or ():
-            if not isinstance(t, dict) or "name" not in t:
-                continue
-            row = tasks.setdefault(t["name"], {**t, "masters": [], "consistent": True})
-            row["masters"].append(m.id)
-            base = {k: v for k, v in row.items() if k not in ("masters", "consistent")}
-            row["consistent"] = row["consistent"] and base == t
-    return dict(sorted(tasks.items()))
+def _registered(ctx: Context) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(live tasks by name, live publishers by id) from the registered-tasks hash
+    (``taskqueue/registered.py``): the one list that workers also consult for unknown tasks."""
+    entries, _ = registered_tasks.live_entries(ctx.redis.hgetall(ctx.keys.registered))
+    return registered_tasks.by_task(entries), entries
 
 
 def registered(ctx: Context, req: Request) -> Body:
-    """Tasks the live workers can run, as their masters publish them: ``{"tasks": [{name,
-    queue, max_retries, timeout, dead_letter, result_ttl, retry_backoff, retry_backoff_max,
-    is_async, origin, masters: [ids], consistent}], "count"}``; ``consistent`` is false when
-    masters register the name with different options (a rolling deploy)."""
-    tasks = list(_registered(ctx.snapshot()).values())
+    """Tasks the live workers can run, as their masters and standalone workers publish them:
+    ``{"tasks": [{name, queue, max_retries, timeout, dead_letter, result_ttl, retry_backoff,
+    retry_backoff_max, is_async, origin, publishers: [master ids or worker names],
+    consistent}], "count"}``; ``consistent`` is false when publishers register the name with
+    different options (a rolling deploy)."""
+    tasks = list(_registered(ctx)[0].values())
     return {"tasks": tasks, "count": len(tasks)}
 
 
 def registry_info(ctx: Context, req: Request) -> Body:
-    """Registry details: ``{"tasks_total", "masters": {id: {"tasks", "queues"}},
-    "inconsistent": [names], "unconsumed": [names whose queue no live master reads],
+    """Registry details: ``{"tasks_total", "publishers": {id: {"tasks", "queues"}},
+    "inconsistent": [names], "unconsumed": [names whose queue no live publisher reads],
     "auto_register", "source"}``."""
-    snap = ctx.snapshot()
-    tasks = _registered(snap)
-    consumed = {q for m in snap.masters for q in m.queues}
+    tasks, entries = _registered(ctx)
+    consumed = {q for rec in entries.values() for q in rec.get("queues", ())}
     return {
         "tasks_total": len(tasks),
-        "masters": {m.id: {"tasks": len(m.record.get("tasks") or ()), "queues": list(m.queues)}
-                    for m in snap.masters},
+        "publishers": {who: {"tasks": len(rec.get("tasks", ())), "queues": list(rec.get("queues", ()))}
+                       for who, rec in sorted(entries.items())},
         "inconsistent": [n for n, t in tasks.items() if not t["consistent"]],
         "unconsumed": [n for n, t in tasks.items() if t.get("queue") not in consumed],
         "auto_register": bool(ctx.cfg.auto_register.enabled),
-        "source": "the status records of the live masters (tasks imported before the fork)",
+        "source": "the registered-tasks hash: each live master and standalone worker's tasks, "
+                  "rewritten every 10 s and after a reload",
     }  # fmt: skip
 
 

@@ -49,7 +49,7 @@ class LeaseKeeper:
     async def publish(self) -> None:
         """Write this worker's entry of the registered tasks (``taskqueue/registered.py``)."""
         w = self.w
-        value = registered.entry(w.queues, w.registry.names())
+        value = registered.entry(w.queues, w.registry.describe())
         try:
             await w.link.redis.hset(w.keys.registered, w.name, value)
         except Exception as exc:  # noqa: BLE001 - classified and logged by the link
