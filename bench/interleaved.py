@@ -27,6 +27,7 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=20000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--base-tree", help="a checkout whose taskqueue runs as taskqueue-base")
+    p.add_argument("--by-command", action="store_true", help="print Redis calls per job by command")
     args = p.parse_args()
     from adapters import ADAPTERS, TaskQueueAdapter
     from harness import Bench
@@ -64,6 +65,11 @@ def main() -> int:
                       f"{d['cmds_per_job']:5.2f}  cpu s/1k {d['cpu_per_1000']:.3f} (workers "
                       f"{d['worker_cpu_per_1000']:.3f}, redis {d['redis_cpu_per_1000']:.3f})  "
                       f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+                if args.by_command:
+                    top = sorted(d["cmds_by_command"].items(), key=lambda kv: -kv[1])
+                    print(
+                        "    " + "  ".join(f"{k.removeprefix('cmdstat_')} {v:.2f}" for k, v in top)
+                    )
     finally:
         for a in adapters.values():
             a.close()

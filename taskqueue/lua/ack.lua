@@ -9,9 +9,21 @@ Returns: array with one integer per job: 1 acknowledged, 0 lease lost (another w
 --@include now_ms
 --@include num
 --@include tally
+--@include call_many
 local now = now_ms()
 local out = {}
 local n = (#KEYS - 1) / 3
+-- Acknowledged ids by active set and by held set: one ZREM and one SREM per set, after the loop.
+local unlease, unheld, order = {}, {}, {}
+local function add(sets, key, id)
+  local ids = sets[key]
+  if not ids then
+    ids = {}
+    sets[key] = ids
+    order[#order + 1] = {sets, key}
+  end
+  ids[#ids + 1] = id
+end
 for i = 0, n - 1 do
   local job_key, active, done_key = KEYS[2 + i * 3], KEYS[3 + i * 3], KEYS[4 + i * 3]
   local token = ARGV[1 + i * 2]
@@ -22,8 +34,8 @@ for i = 0, n - 1 do
     if f[2] then tally(f[2], 'duplicates', 1) end
   else
     local id, ttl = f[5], num(f[4], 0)
-    redis.call('ZREM', active, id)
-    if f[6] then redis.call('SREM', f[6], id) end
+    add(unlease, active, id)
+    if f[6] then add(unheld, f[6], id) end
     redis.call('HSET', job_key, 'result', ARGV[2 + i * 2], 'state', 'succeeded',
       'finished_ms', now, 'token', '')
     if ttl > 0 then redis.call('PEXPIRE', job_key, ttl) end
@@ -36,6 +48,10 @@ for i = 0, n - 1 do
     sample(owner, 'run', now - num(f[3], now))
     out[#out + 1] = 1
   end
+end
+for _, set in ipairs(order) do
+  local sets, key = set[1], set[2]
+  call_many(sets == unlease and 'ZREM' or 'SREM', key, sets[key])
 end
 flush_tally(KEYS[1], now)
 return out

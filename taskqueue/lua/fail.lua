@@ -20,7 +20,7 @@ Returns: the job's new state: 'scheduled' | 'dead' | 'failed' | 'cancelled', or 
 ]]
 --@include now_ms
 --@include num
---@include count
+--@include tally
 --@include finish
 --@include unhold
 --@include wake
@@ -44,26 +44,28 @@ history[#history + 1] = {attempt = num(f[7], 0), error = string.sub(ARGV[2], 1, 
 while #history > 10 do table.remove(history, 1) end
 redis.call('HSET', job_key, 'failures', failures, 'error', ARGV[2], 'traceback', ARGV[3],
   'history', cjson.encode(history), 'token', '')
-count(KEYS[5], owner, 'failed', 1, now)
-observe(KEYS[5], owner, 'run', now - num(f[11], now), now)
+tally(owner, 'failed', 1)
+sample(owner, 'run', now - num(f[11], now))
 
+-- The job's end: counted with 'failed' in one flush of the counters.
+local state
 if f[6] == '1' then
   finish(job_key, KEYS[6], 'cancelled', now, num(f[9], 0))
-  count(KEYS[5], owner, 'cancelled', 1, now)
-  return 'cancelled'
-end
-if ARGV[5] == 'retry' and failures <= num(f[4], 0) then
+  state = 'cancelled'
+elseif ARGV[5] == 'retry' and failures <= num(f[4], 0) then
   local due = now + tonumber(ARGV[4])
   redis.call('HSET', job_key, 'state', 'scheduled', 'due_ms', due)
   redis.call('ZADD', KEYS[3], due, id)
   wake(KEYS[7], 1)
-  count(KEYS[5], owner, 'retried', 1, now)
-  return 'scheduled'
-end
-if f[5] == '1' then
+  state = 'scheduled'
+elseif f[5] == '1' then
   to_dead(ARGV[8], KEYS[4], id, now, tonumber(ARGV[6]), tonumber(ARGV[7]))
-  count(KEYS[5], owner, 'dead', 1, now)
-  return 'dead'
+  state = 'dead'
+else
+  finish(job_key, KEYS[6], 'failed', now, num(f[9], 0))
+  state = 'failed'
 end
-finish(job_key, KEYS[6], 'failed', now, num(f[9], 0))
-return 'failed'
+local counted = ({scheduled = 'retried', cancelled = 'cancelled', dead = 'dead'})[state]
+if counted then tally(owner, counted, 1) end
+flush_tally(KEYS[5], now)
+return state

@@ -26,6 +26,7 @@ Returns: {now_ms, next_due_ms, then ten per leased job: id, task, queue, payload
 --@include num
 --@include tally
 --@include wake
+--@include call_many
 -- The first field of a record (from HMGET task, payload, attempts, failures, max_retries,
 -- timeout_ms, ..., state) that makes it unrunnable, or nil. A record that does not exist at all
 -- (all nil: expired or deleted) is not corrupt: it is skipped.
@@ -70,6 +71,7 @@ for i = 0, nq - 1 do
     local ready, active, wake_key = KEYS[3 + i * 4], KEYS[5 + i * 4], KEYS[6 + i * 4]
     local ids = redis.call('LPOP', ready, want - got)
     local started = 0
+    local leases, held = {}, {}  -- this queue's leased ids: one ZADD and one SADD for them all
     if ids then
       for k, id in ipairs(ids) do
         local job_key = base .. 'job:' .. id
@@ -91,8 +93,9 @@ for i = 0, nq - 1 do
           local attempts = tonumber(f[3]) + 1
           redis.call('HSET', job_key, 'state', 'active', 'token', token, 'worker', worker,
             'started_ms', now, 'attempts', attempts, 'held', held_key)
-          redis.call('SADD', held_key, id)
-          redis.call('ZADD', active, deadline, id)
+          held[#held + 1] = id
+          leases[#leases + 1] = deadline
+          leases[#leases + 1] = id
           local ready_since = math.max(num(f[7], now), num(f[8], 0))
           local n = #out
           out[n + 1] = id
@@ -120,6 +123,8 @@ for i = 0, nq - 1 do
         end
       end
     end
+    call_many('ZADD', active, leases)
+    call_many('SADD', held_key, held)
     -- A short pop emptied the queue: its wake tokens are stale. A full one may have left jobs:
     -- then make sure one token is there, so another idle worker comes for them.
     if not ids or #ids < want - (got - started) or redis.call('LLEN', ready) == 0 then

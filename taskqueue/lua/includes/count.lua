@@ -4,8 +4,10 @@ local function count(stats_key, queue, counter, n, now)
   local field = queue .. ':' .. counter
   redis.call('HINCRBY', stats_key, field, n)
   local minute_key = stats_key .. ':' .. math.floor(now / 60000)
-  redis.call('HINCRBY', minute_key, field, n)
-  redis.call('PEXPIRE', minute_key, 7200000)
+  -- Only a new hash needs its expiry (see tally: a HINCRBY into a new hash returns n).
+  if redis.call('HINCRBY', minute_key, field, n) == n then
+    redis.call('PEXPIRE', minute_key, 7200000)
+  end
 end
 
 -- observe(stats_key, queue, name, ms, now): add one sample to the log-linear histogram

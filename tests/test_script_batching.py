@@ -1,0 +1,64 @@
+"""What the hot scripts batch: one ZADD/SADD per fetch, one ZREM/SREM per set per ack, the
+minute hash's PEXPIRE only when it is new, the wake list's LTRIM only past 64 tokens. Each
+test checks the state the batching must leave, so that a cheaper script stays a correct one."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskqueue.serialization import encode_result
+
+pytestmark = pytest.mark.smoke
+
+
+def _minute_hashes(tq) -> list[str]:
+    return [k.decode() for k in tq.redis.scan_iter(match=tq.keys.stats + ":*")]
+
+
+def test_every_minute_hash_keeps_its_expiry_through_each_script(tq) -> None:
+    ids = [tq.enqueue_with("t", (i,), strict=False, queue=q) for i, q in enumerate("abab")]
+    jobs = tq.run(tq.broker.fetch(["a", "b"], 4, "tok", "w")).jobs
+    assert {j.id for j in jobs} == set(ids)
+    tq.run(tq.broker.ack([(j, encode_result(1)) for j in jobs[:3]]))
+    tq.run(tq.broker.fail(jobs[3], "ValueError: x", "", 0))
+    minutes = _minute_hashes(tq)
+    assert minutes
+    for key in minutes:
+        assert 0 < tq.redis.pttl(key) <= 7_200_000, key
+    tq.enqueue_with("t", (9,), strict=False)  # a later call into the same minute keeps it
+    for key in _minute_hashes(tq):
+        assert 0 < tq.redis.pttl(key) <= 7_200_000, key
+
+
+def test_one_ack_for_jobs_of_several_queues_and_workers_clears_each_set(tq) -> None:
+    for i in range(6):
+        tq.enqueue_with("t", (i,), strict=False, queue="ab"[i % 2])
+    first = tq.run(tq.broker.fetch(["a", "b"], 4, "t1", "w1")).jobs
+    second = tq.run(tq.broker.fetch(["a", "b"], 4, "t2", "w2")).jobs
+    assert len(first) + len(second) == 6
+    stale = first[0]
+    assert tq.run(tq.broker.ack([(j, encode_result(0)) for j in first + second + [stale]])) == [
+        True
+    ] * 6 + [False]
+    for q in "ab":
+        assert tq.redis.zcard(tq.keys.active(q)) == 0
+    assert not tq.redis.exists(tq.keys.base + "held:w1", tq.keys.base + "held:w2")
+    stats = {k.decode(): int(v) for k, v in tq.redis.hgetall(tq.keys.stats).items()}
+    assert stats["a@t:succeeded"] + stats["b@t:succeeded"] == 6
+    assert stats["a@t:started"] + stats["b@t:started"] == 6
+
+
+def test_a_fetch_leases_its_whole_batch_in_the_active_and_held_sets(tq) -> None:
+    ids = [tq.enqueue_with("t", (i,), strict=False) for i in range(5)]
+    res = tq.run(tq.broker.fetch(["default"], 5, "tok", "w"))
+    assert [j.id for j in res.jobs] == ids
+    active = tq.redis.zrange(tq.keys.active("default"), 0, -1, withscores=True)
+    assert sorted(i.decode() for i, _ in active) == sorted(ids)
+    assert all(score > res.now_ms for _, score in active)
+    assert {m.decode() for m in tq.redis.smembers(tq.keys.base + "held:w")} == set(ids)
+
+
+def test_the_wake_list_stays_at_64_tokens(tq) -> None:
+    for i in range(100):
+        tq.enqueue_with("t", (i,), strict=False)
+    assert tq.redis.llen(tq.keys.wake("default")) == 64
