@@ -18,6 +18,8 @@ Duties:
    ``rediss://`` one server; ``redis+cluster://`` a ``RedisCluster`` (pool_size then bounds the
    pool of each node); ``redis+sentinel://`` the primary named by a ``Sentinel``, followed through
    failovers. TLS schemes use ``tls_ca_file``, ``tls_cert_file`` and ``tls_key_file``.
+6. Credentials: the servers' from the URL or ``username``/``password``; the Sentinels' own from
+   ``sentinel_username``/``sentinel_password``. Passwords never appear in a repr.
 Query parameters of the URL (``?socket_timeout=2``) are redis-py's and win over the settings.
 """
 
@@ -25,20 +27,23 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.connection
+import redis.asyncio.retry
 import redis.asyncio.sentinel
+import redis.backoff
 import redis.cluster
 import redis.connection
+import redis.retry
 import redis.sentinel
 
 from .config.schema import BY_PATH
-from .redis_url import BadRedisUrl, RedisTarget, parse_redis_url
+from .redis_url import BadRedisUrl, RedisTarget, credential_problems, parse_redis_url
 
 #: Longest single blocking wait (BLPOP) taskqueue asks of Redis (s): dead connections are
 #: noticed at least this often.
@@ -69,6 +74,10 @@ class RedisSettings:
     tls_key_file: str = _default("tls_key_file")
     min_replicas_acked: int = _default("min_replicas_acked")
     replica_ack_timeout: float = _default("replica_ack_timeout")
+    username: str = _default("username")
+    password: str = field(default=_default("password"), repr=False)
+    sentinel_username: str = _default("sentinel_username")
+    sentinel_password: str = field(default=_default("sentinel_password"), repr=False)
 
     def __post_init__(self) -> None:
         if not self.url:
@@ -84,6 +93,12 @@ class RedisSettings:
             )
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise BadRedisUrl("redis.tls_cert_file and redis.tls_key_file go together: set both")
+        problems = credential_problems(
+            self.url, server_auth=bool(self.username or self.password),
+            sentinel_auth=bool(self.sentinel_username or self.sentinel_password),
+        )  # fmt: skip
+        if problems:
+            raise BadRedisUrl(problems[0])
 
     @property
     def target(self) -> RedisTarget:
@@ -93,10 +108,13 @@ class RedisSettings:
     def from_config(cls, cfg: Any) -> RedisSettings:
         """From a loaded ``TaskQueueConfig``."""
         r = cfg.redis
-        return cls(
-            r.url, r.pool_size, r.connection_timeout, r.command_timeout, r.tls_ca_file,
-            r.tls_cert_file, r.tls_key_file, r.min_replicas_acked, r.replica_ack_timeout,
-        )  # fmt: skip
+        return cls(**{f: getattr(r, f) for f in cls.__dataclass_fields__})
+
+    def server_credentials(self) -> dict[str, Any]:
+        """``username``/``password`` of the servers: the URL's, else the settings' (never both)."""
+        t = self.target
+        return {"username": t.username or self.username or None,
+                "password": t.password or self.password or None}  # fmt: skip
 
     def tls_options(self) -> dict[str, Any]:
         """redis-py's ``ssl_*`` keyword arguments for the TLS files set."""
@@ -132,7 +150,9 @@ def connect(settings: RedisSettings | str | None = None, *, name: str | None = N
             if t.tls
             else redis.sentinel.SentinelManagedConnection
         )
-        sentinel = redis.sentinel.Sentinel(list(t.hosts), sentinel_kwargs=_sentinel_options(s, t))
+        sentinel = redis.sentinel.Sentinel(
+            list(t.hosts), sentinel_kwargs=_sentinel_options(s, t, redis.retry.Retry)
+        )
         return sentinel.master_for(
             t.service, redis_class=redis.Redis, connection_pool_class=_BlockingSentinelPool,
             db=t.db, **_node_options(s, t, name, _block_aware(_SyncBlockAware, conn)),
@@ -161,7 +181,9 @@ def connect_async(settings: RedisSettings | str | None = None, *, name: str | No
     if t.kind == "sentinel":
         mod = redis.asyncio.sentinel
         conn = mod.SentinelManagedSSLConnection if t.tls else mod.SentinelManagedConnection
-        sentinel = mod.Sentinel(list(t.hosts), sentinel_kwargs=_sentinel_options(s, t))
+        sentinel = mod.Sentinel(
+            list(t.hosts), sentinel_kwargs=_sentinel_options(s, t, redis.asyncio.retry.Retry)
+        )
         return sentinel.master_for(
             t.service, redis_class=redis.asyncio.Redis,
             connection_pool_class=_AsyncBlockingSentinelPool, db=t.db,
@@ -196,8 +218,7 @@ def _node_options(s: RedisSettings, t: RedisTarget, name: str | None, conn: type
         "timeout": None,
         "socket_timeout": s.command_timeout,
         "socket_connect_timeout": s.connection_timeout,
-        "username": t.username,
-        "password": t.password,
+        **s.server_credentials(),
     }
     if conn is not None:
         options["connection_class"] = conn
@@ -210,11 +231,17 @@ def _node_options(s: RedisSettings, t: RedisTarget, name: str | None, conn: type
     return options
 
 
-def _sentinel_options(s: RedisSettings, t: RedisTarget) -> dict[str, Any]:
-    """How to talk to the Sentinels themselves (same timeouts and TLS, no credentials)."""
+def _sentinel_options(s: RedisSettings, t: RedisTarget, retry: type) -> dict[str, Any]:
+    """How to talk to the Sentinels themselves (same timeouts and TLS, their own credentials).
+    One immediate retry per Sentinel (a stale connection), not redis-py's 10 with back-off:
+    redis-py asks the next Sentinel anyway, and a refused password then fails in milliseconds
+    instead of seconds per Sentinel."""
     options: dict[str, Any] = {
+        "retry": retry(redis.backoff.NoBackoff(), 1),
         "socket_timeout": s.command_timeout,
         "socket_connect_timeout": s.connection_timeout,
+        "username": s.sentinel_username or None,
+        "password": s.sentinel_password or None,
     }
     if t.tls:
         options["ssl"] = True
@@ -250,6 +277,7 @@ def _pool(pool_class: Any, module: Any, mixin: type, s: RedisSettings, name: str
         "socket_timeout": s.command_timeout,
         "socket_connect_timeout": s.connection_timeout,
         "connection_class": _block_aware(mixin, base),
+        **{k: v for k, v in s.server_credentials().items() if v},
     }
     if s.target.tls:
         kwargs.update(s.tls_options())

@@ -7,9 +7,9 @@ kind        what                                                      handling
             under ``noeviction``), BUSY (a long script), LOADING       lease held, log once when it
             (replaying the AOF), READONLY (a failover in progress),    starts, when its cause
             MASTERDOWN, TRYAGAIN, CLUSTERDOWN                          changes, and when it ends
-``fatal``   wrong password or user, missing ACL permission, no AUTH   at start: exit 2 with one
-            configured, a malformed URL, a TLS certificate refused     clear line; later: logged,
-                                                                       retried like an outage
+``fatal``   wrong password or user (of a server, or of the Sentinels), at start: exit 2 with one
+            missing ACL permission, no AUTH configured, a malformed    clear line; later: logged,
+            URL, a TLS certificate refused                             retried like an outage
 ``bug``     anything else (a script error, a wrong type)               logged with the call that
                                                                        failed, then backed off
 ==========  ========================================================  ===========================
@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 
 import redis.exceptions as rx
+from redis.sentinel import MasterNotFoundError
 
 from .errors import BrokerError, RedisRefused, RedisUnavailable
 from .redact import redact_text, redact_url
@@ -64,9 +66,18 @@ def _tls_refused(exc: BaseException) -> bool:
     return isinstance(exc, rx.ConnectionError) and "-- TLS:" in str(exc)
 
 
+def _sentinels_refused(exc: BaseException) -> bool:
+    """No Sentinel named the primary because they refused our credentials (redis-py reports
+    each Sentinel's error inside MasterNotFoundError, which is otherwise an outage)."""
+    text = str(exc)
+    return isinstance(exc, MasterNotFoundError) and any(
+        word in text for word in ("AuthenticationError", "NOAUTH", "WRONGPASS", "NoPermission")
+    )
+
+
 def classify(exc: BaseException) -> str:
     """``outage``, ``fatal`` or ``bug`` (see the module docstring)."""
-    if isinstance(exc, _FATAL_TYPES) or _tls_refused(exc):
+    if isinstance(exc, _FATAL_TYPES) or _tls_refused(exc) or _sentinels_refused(exc):
         return FATAL
     if isinstance(exc, _OUTAGE_TYPES):
         return OUTAGE
@@ -99,10 +110,21 @@ def wrap(exc: BaseException, what: str = "") -> BrokerError:
         return RedisUnavailable(f"Redis is unavailable{where}: {describe(exc)}")
     if kind == FATAL and _tls_refused(exc):
         return RedisRefused(f"Redis refused the TLS connection{where}: {describe(exc)}")
+    if kind == FATAL and _sentinels_refused(exc):
+        said = sorted(
+            set(re.findall(r"\b(\w+Error|NOAUTH|WRONGPASS)\b", str(exc))) - {"MasterNotFoundError"}
+        )
+        return RedisRefused(
+            f"the Sentinels refused the connection{where}: no Sentinel accepted the credentials "
+            f"({', '.join(said)}). Check "
+            "redis.sentinel_password and redis.sentinel_username (the Sentinels' own "
+            "credentials, not the servers')"
+        )
     if kind == FATAL:
         return RedisRefused(
             f"Redis refused the connection{where}: {describe(exc)}. Check the password or ACL "
-            "user in the Redis URL (--redis-url-file keeps it out of the process list)"
+            "user in the Redis URL, or redis.password and redis.username (--redis-url-file or "
+            "TASKQUEUE_REDIS__PASSWORD keep it out of the process list)"
         )
     return BrokerError(f"Redis error{where}: {describe(exc)}")
 

@@ -8,12 +8,15 @@
 
 The credentials are those of the Redis servers (for Sentinel: of the primary and replicas, not of
 the Sentinels). Query parameters (``?socket_timeout=2``) are redis-py's connection options.
+``credential_problems`` holds the rules between the URL and the ``[redis]`` credential settings
+(``username``/``password`` for the servers, ``sentinel_username``/``sentinel_password`` for the
+Sentinels themselves).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 #: scheme -> (kind, TLS)
 SCHEMES = {
@@ -103,3 +106,28 @@ def _host_port(text: str, kind: str, scheme: str) -> tuple[str, int]:
     if not host or not 0 < number < 65536:
         raise BadRedisUrl(f"{scheme}:// bad host:port {text!r}")
     return host, number
+
+
+def credential_problems(url: str, *, server_auth: bool, sentinel_auth: bool) -> list[str]:
+    """What is wrong between ``url`` and the credential settings given (``server_auth``:
+    redis.username or redis.password set; ``sentinel_auth``: redis.sentinel_username or
+    redis.sentinel_password set). Each message names the settings; none quotes a value."""
+    problems = []
+    scheme = url.partition("://")[0].lower()
+    if sentinel_auth and SCHEMES.get(scheme, ("",))[0] != "sentinel":
+        problems.append(
+            "redis.sentinel_username/redis.sentinel_password are set but redis.url is not a "
+            "redis+sentinel:// or rediss+sentinel:// URL: they are the Sentinels' own "
+            "credentials; leave them unset (the servers' are redis.username/redis.password)"
+        )
+    try:
+        userinfo = "@" in urlsplit(url).netloc
+    except ValueError:
+        userinfo = False
+    if server_auth and userinfo:
+        problems.append(
+            "redis.username/redis.password are set and redis.url carries credentials too: "
+            "give the servers' credentials in one place (the URL, or redis.username and "
+            "redis.password)"
+        )
+    return problems

@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
-from taskqueue.connection import connect
+from taskqueue.connection import RedisSettings, connect
 from taskqueue.keys import Keys
 from taskqueue.testing import wait_for
 
@@ -29,7 +29,8 @@ TASKS = "tests.tasks_for_master"
 
 
 class MasterProc:
-    def __init__(self, url: str, flags: list[str], tmp: Path, n: int, env: dict[str, str]):
+    def __init__(self, url: str, flags: list[str], tmp: Path, n: int, env: dict[str, str],
+                 settings: RedisSettings | None = None):  # fmt: skip
         self.url = url
         self.pidfile = tmp / f"master-{n}.pid"
         self.logpath = tmp / f"master-{n}.log"
@@ -43,7 +44,7 @@ class MasterProc:
                                      env=full_env)  # fmt: skip
         self.pid = self.proc.pid
         self.id = f"{socket.gethostname()}:{self.pid}"
-        self.redis = connect(url)
+        self.redis = connect(settings or url)
         self.seen: set[int] = set()
 
     def log(self) -> str:
@@ -112,9 +113,10 @@ def masters(tmp_path: Path) -> Iterator[Callable[..., MasterProc]]:
     started: list[MasterProc] = []
 
     def start(url: str, *flags: str, env: dict[str, str] | None = None,
-              imports: str = TASKS) -> MasterProc:  # fmt: skip
+              imports: str = TASKS, settings: RedisSettings | None = None) -> MasterProc:  # fmt: skip
+        """``settings``: how the test itself reaches Redis (credentials not in ``url``)."""
         args = list(flags) + (["--import", imports] if imports else [])
-        m = MasterProc(url, args, tmp_path, len(started), env or {})
+        m = MasterProc(url, args, tmp_path, len(started), env or {}, settings)
         started.append(m)
         return m
 

@@ -32,6 +32,7 @@ from taskqueue.config.schema import (
 )
 from taskqueue.errors import ConfigError
 from taskqueue.redact import redact_text
+from taskqueue.redis_url import credential_problems
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -392,8 +393,19 @@ def cross_check(values: Mapping[str, Any], origins: Mapping[str, str]) -> Iterab
             f"{origins['redis.url']}) does not use TLS; allowed: a rediss://, rediss+cluster:// "
             "or rediss+sentinel:// URL, or no TLS files"
         )
+    yield from _credential_rules(values, origins)
     if bool(values["redis.tls_cert_file"]) != bool(values["redis.tls_key_file"]):
         yield (
             f"{origins['redis.tls_cert_file']}: redis.tls_cert_file and redis.tls_key_file go "
             "together; allowed: both set or neither"
         )
+
+
+def _credential_rules(values: Mapping[str, Any], origins: Mapping[str, str]) -> Iterable[str]:
+    """The credential settings against redis.url (``redis_url.credential_problems``)."""
+    server = [k for k in ("redis.username", "redis.password") if values[k]]
+    sentinel = [k for k in ("redis.sentinel_username", "redis.sentinel_password") if values[k]]
+    for problem in credential_problems(values["redis.url"], server_auth=bool(server),
+                                       sentinel_auth=bool(sentinel)):  # fmt: skip
+        given = sentinel[0] if problem.startswith("redis.sentinel") else server[0]
+        yield f"{origins[given]}: {problem} (redis.url from {origins['redis.url']})"

@@ -203,6 +203,23 @@ SETTINGS: list[Setting] = [
       proof="tests/test_redis_urls.py::test_tls_with_client_certificates"),
     S("redis", "tls_key_file", str, "", "PEM private key of tls_cert_file.",
       proof="tests/test_redis_urls.py::test_tls_with_client_certificates"),
+    S("redis", "username", str, "",
+      "ACL user of the Redis servers (every cluster node; under Sentinel the primary and "
+      "replicas), for a URL without credentials.",
+      proof="tests/test_sentinel_auth.py::test_an_authenticated_sentinel_set_follows_a_failover"),
+    S("redis", "password", str, "",
+      "Password of the Redis servers (requirepass, or redis.username's ACL password), for a URL "
+      "without credentials; set it in the environment (TASKQUEUE_REDIS__PASSWORD) or the file. "
+      "Never logged.", secret=True,
+      proof="tests/test_sentinel_auth.py::test_an_authenticated_sentinel_set_follows_a_failover"),
+    S("redis", "sentinel_username", str, "",
+      "ACL user the Sentinels themselves require (redis+sentinel:// URLs only); the servers' "
+      "own user is redis.username or the URL's.",
+      proof="tests/test_sentinel_auth.py::test_an_authenticated_sentinel_set_follows_a_failover"),
+    S("redis", "sentinel_password", str, "",
+      "Password the Sentinels themselves require (their requirepass, or sentinel_username's ACL "
+      "password; redis+sentinel:// URLs only). Never logged.", secret=True,
+      proof="tests/test_sentinel_auth.py::test_an_authenticated_sentinel_set_follows_a_failover"),
     S("redis", "min_replicas_acked", int, 0,
       "Acknowledged enqueue: after each enqueue, wait (Redis WAIT) until this many replicas have "
       "the job, or fail the call with NotReplicated (the job is queued on the primary). 0: off.",

@@ -4,15 +4,49 @@
     with LocalSentinel() as s:
         tq = TaskQueue(s.url)                    # redis+sentinel://127.0.0.1:s1,.../mymaster
         s.kill_primary()                         # SIGKILL it; the Sentinels promote the replica
+
+``LocalSentinel(auth=SentinelAuth())`` protects everything with passwords: the servers'
+``requirepass`` (also the replica's ``masterauth`` and the Sentinels' ``auth-pass``) plus an ACL
+user for the application, and the Sentinels' own ``requirepass`` plus an ACL user on them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .server import RedisServer, poll_until
 
 SERVICE = "mymaster"
+
+
+@dataclass(frozen=True)
+class SentinelAuth:
+    """The credentials of an authenticated Sentinel set (test values, not secrets)."""
+
+    #: The servers' requirepass (default user); the replica and the Sentinels use it too.
+    password: str = "server-secret"
+    #: An ACL user on the servers for the application.
+    user: str = "app"
+    user_password: str = "app-secret"
+    #: The Sentinels' own requirepass, and an ACL user on them.
+    sentinel_password: str = "sentinel-secret"
+    sentinel_user: str = "watcher"
+    sentinel_user_password: str = "watcher-secret"
+
+    def server_args(self) -> list[str]:
+        return [
+            "--requirepass", self.password, "--masterauth", self.password,
+            "--user", self.user, "on", f">{self.user_password}", "~*", "&*", "+@all",
+        ]  # fmt: skip
+
+    def sentinel_conf(self) -> str:
+        return (
+            f"requirepass {self.sentinel_password}\n"
+            f"user {self.sentinel_user} on >{self.sentinel_user_password} +@all\n"
+            f"sentinel auth-pass {SERVICE} {self.password}\n"
+            f"sentinel sentinel-pass {self.sentinel_password}\n"
+        )
 
 
 class SentinelServer(RedisServer):
@@ -21,15 +55,15 @@ class SentinelServer(RedisServer):
     logname = "sentinel.log"
 
     def __init__(self, primary_port: int, *, down_after_ms: int, failover_timeout_ms: int,
-                 binary: str | None = None) -> None:  # fmt: skip
-        super().__init__(binary=binary)
+                 binary: str | None = None, auth: SentinelAuth | None = None) -> None:  # fmt: skip
+        super().__init__(binary=binary, password=auth.sentinel_password if auth else None)
         self.conf = Path(self.dir) / "sentinel.conf"
         self.conf.write_text(
             f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.logname}\n"
             f"sentinel monitor {SERVICE} 127.0.0.1 {primary_port} 2\n"
             f"sentinel down-after-milliseconds {SERVICE} {down_after_ms}\n"
             f"sentinel failover-timeout {SERVICE} {failover_timeout_ms}\n"
-            f"sentinel parallel-syncs {SERVICE} 1\n"
+            f"sentinel parallel-syncs {SERVICE} 1\n" + (auth.sentinel_conf() if auth else "")
         )
 
     def command(self) -> list[str]:
@@ -46,12 +80,17 @@ class LocalSentinel:
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 10_000,
         binary: str | None = None,
+        auth: SentinelAuth | None = None,
     ) -> None:
         self.service = SERVICE
-        self.servers = [RedisServer(binary=binary), RedisServer(binary=binary)]
+        self.auth = auth
+        self.server_args = auth.server_args() if auth else []
+        password = auth.password if auth else None
+        self.servers = [RedisServer(binary=binary, args=self.server_args, password=password)
+                        for _ in range(2)]  # fmt: skip
         self.sentinels = [
             SentinelServer(self.servers[0].port, down_after_ms=down_after_ms,
-                           failover_timeout_ms=failover_timeout_ms, binary=binary)
+                           failover_timeout_ms=failover_timeout_ms, binary=binary, auth=auth)
             for _ in range(sentinels)
         ]  # fmt: skip
 
@@ -62,7 +101,7 @@ class LocalSentinel:
     def start(self, timeout: float = 60.0) -> LocalSentinel:
         primary, replica = self.servers
         primary.start()
-        replica.args = ["--replicaof", "127.0.0.1", str(primary.port)]
+        replica.args = [*self.server_args, "--replicaof", "127.0.0.1", str(primary.port)]
         replica.start()
         self._wait_replica_synced(timeout)
         for s in self.sentinels:
@@ -129,7 +168,7 @@ class LocalSentinel:
         primary = self.primary()
         for n in self.servers:
             if not n.alive:
-                n.args = ["--replicaof", "127.0.0.1", str(primary.port)]
+                n.args = [*self.server_args, "--replicaof", "127.0.0.1", str(primary.port)]
                 n.start()
         self.wait_ready(timeout)
         self._wait_replica_synced(timeout)

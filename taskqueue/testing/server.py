@@ -94,7 +94,8 @@ class RedisServer:
 
     ``args`` are extra command-line settings (e.g. ``["--cluster-enabled", "yes"]``); ``tls``
     (certificates from ``taskqueue.testing.tls.make_certs``) makes it listen on TLS only;
-    ``config`` is a configuration file read first (e.g. ``conf/redis-acl.conf``)."""
+    ``config`` is a configuration file read first (e.g. ``conf/redis-acl.conf``); ``password``
+    is what ``client()`` authenticates with (the default user's ``requirepass`` in ``args``)."""
 
     #: The server's log file, in its directory.
     logname = "redis.log"
@@ -108,6 +109,7 @@ class RedisServer:
         args: list[str] | tuple[str, ...] = (),
         tls: TlsFiles | None = None,
         config: str | Path | None = None,
+        password: str | None = None,
     ):
         self.binary = binary or find_redis_server()
         self.port = port or free_port()
@@ -115,6 +117,7 @@ class RedisServer:
         self.args = list(args)
         self.tls = tls
         self.config = config
+        self.password = password
         self.dir = tempfile.mkdtemp(prefix="tq-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -133,6 +136,8 @@ class RedisServer:
     def client(self, **kwargs: Any) -> redis.Redis:
         if self.tls:
             kwargs = {**self.tls.client_kwargs(), **kwargs}
+        if self.password:
+            kwargs.setdefault("password", self.password)
         return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)
 
     def command(self) -> list[str]:
