@@ -12,9 +12,9 @@ from taskqueue.testing.soak import run_soak
 
 @pytest.mark.slow
 def test_soak_under_random_sigkills_loses_nothing(redis_url, tmp_path) -> None:
-    report = run_soak(redis_url, tmp_path, jobs=5_000, seed=7, timeout=400)
+    report = run_soak(redis_url, tmp_path, jobs=5_000, seed=7, min_kills=6, timeout=400)
     s = report.summary()
-    assert report.worker_kills + report.master_kills > 3, s
+    assert report.worker_kills + report.master_kills >= 6, s
     assert s["places"].get("succeeded", 0) + s["places"].get("dead", 0) == 5_000, s
     # A job dead-lettered here lost its worker max_stalls times: each loss is a recorded kill.
     assert s["places"].get("dead", 0) <= s["extra_runs_excused_by_kills"], s

@@ -101,6 +101,35 @@ class _Master:
         self._log.close()
 
 
+def _kill_one(
+    rng: random.Random,
+    pool: list[_Master],
+    ledger: Ledger,
+    master_share: float,
+    counts: dict[str, int],
+    respawn: Callable[[int], _Master],
+) -> bool:
+    """SIGKILL a whole master (its workers die with it; a new master takes its place) or one
+    live worker, recording the fault in the ledger first; False when no worker was alive."""
+    if rng.random() < master_share:
+        i = rng.randrange(len(pool))
+        for pid in [pool[i].proc.pid, *(w.pid for w in pool[i].workers())]:
+            ledger.fault("master_sigkill", pid=pid)
+        pool[i].kill()
+        pool[i] = respawn(i)
+        counts["master"] += 1
+        return True
+    live = [w for m in pool for w in m.workers()]
+    if not live:
+        return False
+    victim = live[rng.randrange(len(live))]
+    ledger.fault("worker_sigkill", pid=victim.pid)
+    with contextlib.suppress(psutil.Error):
+        victim.kill()
+    counts["worker"] += 1
+    return True
+
+
 def run_soak(
     url: str,
     workdir: Path,
@@ -112,11 +141,17 @@ def run_soak(
     lease_seconds: float = 3.0,
     kill_every: tuple[float, float] = (0.5, 2.0),
     master_kill_share: float = 0.2,
+    min_kills: int = 0,
     timeout: float = 600.0,
     progress: Callable[[str], None] | None = None,
 ) -> SoakReport:
     """Enqueue ``jobs`` short ledger jobs and kill processes until every job has finished;
-    raise AssertionError (from ``check_ledger``) if a job was lost or ran twice unexcused."""
+    raise AssertionError (from ``check_ledger``) if a job was lost or ran twice unexcused.
+
+    A kill comes every ``kill_every`` seconds (uniform), and also, so that a fast drain still
+    meets at least ``min_kills`` of them, whenever the finished count crosses one of
+    ``min_kills`` points spread from 10 % to 80 % of the jobs. A worker kill that finds no live
+    worker (its master is booting) waits for the next poll instead of being skipped."""
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(workdir / "ledger.jsonl")
@@ -137,6 +172,7 @@ def run_soak(
     report_kills = {"worker": 0, "master": 0}
     samples: list[tuple[float, float, float]] = []
     next_kill = time.monotonic() + rng.uniform(*kill_every)
+    points = [int(jobs * (0.1 + 0.7 * k / max(1, min_kills - 1))) for k in range(min_kills)]
 
     def unfinished() -> int:
         lengths = tq.queue_lengths()
@@ -148,30 +184,19 @@ def run_soak(
         now = time.monotonic()
         if now - start > timeout:
             raise AssertionError(f"soak did not finish in {timeout:.0f}s: {left} jobs left")
-        if now >= next_kill:
-            next_kill = now + rng.uniform(*kill_every)
-            if rng.random() < master_kill_share:
-                i = rng.randrange(len(pool))
-                victims = [pool[i].proc.pid, *(w.pid for w in pool[i].workers())]
-                for pid in victims:
-                    ledger.fault("master_sigkill", pid=pid)
-                pool[i].kill()
-                pool[i] = _Master(url, env, workdir / f"master-{i}.log", workers)
-                report_kills["master"] += 1
-            else:
-                live = [w for m in pool for w in m.workers()]
-                if live:
-                    victim = live[rng.randrange(len(live))]
-                    ledger.fault("worker_sigkill", pid=victim.pid)
-                    with contextlib.suppress(psutil.Error):
-                        victim.kill()
-                    report_kills["worker"] += 1
+        if now >= next_kill or (points and jobs - left >= points[0]):
+            killed = _kill_one(rng, pool, ledger, master_kill_share, report_kills,
+                               lambda i: _Master(url, env, workdir / f"master-{i}.log", workers))  # fmt: skip
+            if killed:
+                next_kill = now + rng.uniform(*kill_every)
+                if points and jobs - left >= points[0]:
+                    points.pop(0)
         used = r.info("memory")["used_memory"] / 2**20
         samples.append((now - start, sum(m.rss_mib() for m in pool), used))
         left = unfinished()
         if progress:
             progress(f"{jobs - left}/{jobs} finished, kills: {report_kills}")
-        time.sleep(0.25)
+        time.sleep(0.05)
     for m in pool:
         m.stop()
     seconds = time.monotonic() - start
