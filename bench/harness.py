@@ -285,3 +285,13 @@ def summarize(values: list[float | None]) -> dict | None:
     if not vals:
         return None
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
+
+
+def print_medians(res: dict[str, list[dict]], keys: tuple[str, ...]) -> None:
+    """One line per library and key: median, min and max over the runs (interleaved scripts)."""
+    for n, runs in res.items():
+        for key in keys:
+            s = summarize([r[key] for r in runs])
+            if s is not None:
+                print(f"{n:16s} {key:17s} median {s['median']:9.3f} "
+                      f"min {s['min']:9.3f} max {s['max']:9.3f}")  # fmt: skip

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ def main() -> int:
     p.add_argument("--by-command", action="store_true", help="print Redis calls per job by command")
     args = p.parse_args()
     from adapters import ADAPTERS, TaskQueueAdapter
-    from harness import Bench
+    from harness import Bench, print_medians
 
     from taskqueue.testing.server import RedisServer
 
@@ -74,11 +73,7 @@ def main() -> int:
         for a in adapters.values():
             a.close()
         server.close()
-    for n, runs in res.items():
-        for key in ("steady_rate", "cmds_per_job", "cpu_per_1000"):
-            v = [r[key] for r in runs]
-            print(f"{n:16s} {key:13s} median {statistics.median(v):9.3f} "
-                  f"min {min(v):9.3f} max {max(v):9.3f}")  # fmt: skip
+    print_medians(res, ("steady_rate", "cmds_per_job", "cpu_per_1000", "redis_cpu_per_1000"))
     return 0
 
 

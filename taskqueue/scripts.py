@@ -1,13 +1,15 @@
 """Load the Lua scripts of ``taskqueue/lua`` into redis-py ``Script`` objects.
 
 Each ``*.lua`` file is one atomic operation. ``--@include name`` lines are replaced by
-``includes/name.lua`` (each include inlined once, in the order first asked for). redis-py's
-``Script`` sends EVALSHA and, on NOSCRIPT (Redis restarted, SCRIPT FLUSH), loads the script again
-and retries, so a restarted server needs nothing from us.
+``includes/name.lua`` (each include inlined once, in the order first asked for). The runners
+send EVALSHA with ``sha(name)`` and, on NOSCRIPT (Redis restarted, SCRIPT FLUSH), load
+``source(name)`` and retry; pipelines use redis-py ``Script`` objects, which do the same. So a
+restarted server needs nothing from us.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -52,6 +54,12 @@ def _expand(source: str, seen: set[str]) -> str:
 def source(name: str) -> str:
     """The full text sent to Redis for script ``name``, includes inlined."""
     return PRELUDE + _expand((LUA_DIR / f"{name}.lua").read_text(), set())
+
+
+@cache
+def sha(name: str) -> str:
+    """The SHA1 that EVALSHA names script ``name`` by."""
+    return hashlib.sha1(source(name).encode()).hexdigest()
 
 
 def parse_header(text: str) -> Header:

@@ -1,5 +1,5 @@
 """What the hot scripts batch: one ZADD/SADD per fetch, one ZREM/SREM per set per ack, the
-minute hash's PEXPIRE only when it is new, the wake list's LTRIM only past 64 tokens. Each
+minute hash's PEXPIRE only when it is new, the wake list's LTRIM only past 128 tokens. Each
 test checks the state the batching must leave, so that a cheaper script stays a correct one."""
 
 from __future__ import annotations
@@ -58,7 +58,10 @@ def test_a_fetch_leases_its_whole_batch_in_the_active_and_held_sets(tq) -> None:
     assert {m.decode() for m in tq.redis.smembers(tq.keys.base + "held:w")} == set(ids)
 
 
-def test_the_wake_list_stays_at_64_tokens(tq) -> None:
-    for i in range(100):
+def test_the_wake_list_stays_within_128_tokens(tq) -> None:
+    lengths = set()
+    for i in range(300):
         tq.enqueue_with("t", (i,), strict=False)
-    assert tq.redis.llen(tq.keys.wake("default")) == 64
+        lengths.add(tq.redis.llen(tq.keys.wake("default")))
+    assert max(lengths) == 128
+    assert 64 in lengths
