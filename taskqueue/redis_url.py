@@ -70,6 +70,9 @@ def parse_redis_url(url: str) -> RedisTarget:
         user, has_pw, pw = userinfo.partition(":")
         username = unquote(user) or None
         password = unquote(pw) if has_pw else None
+    if any(p.partition("=")[0].lower() == "db" for p in query.split("&")):
+        where = "none: Redis Cluster has only db 0" if kind == "cluster" else "/service_name/db"
+        raise BadRedisUrl(f"{scheme}:// takes the database in its path ({where}), not ?db=")
     hosts = tuple(_host_port(h, kind, scheme) for h in netloc.split(","))
     parts = [p for p in path.split("/") if p]
     service, db = None, 0

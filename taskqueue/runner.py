@@ -14,9 +14,11 @@ import redis
 import redis.asyncio
 
 from .broker import Call
-from .connection import is_cluster
-from .errors import ConfigError
+from .connection import is_cluster, on_slot_owner
 from .scripts import register_all, sha, source
+
+#: Replies that mean the slot lives elsewhere now.
+MOVED = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
 
 
 class SyncRunner:
@@ -80,14 +82,36 @@ class AsyncRunner:
         return call.parse(raw)
 
     async def acked(self, call: Call, replicas: int, timeout: float) -> tuple[Any, int]:
-        """``SyncRunner.acked`` for asyncio (one server or Sentinel; refused on a cluster)."""
+        """``SyncRunner.acked`` for asyncio."""
         if is_cluster(self.client):
-            raise ConfigError(
-                "redis.min_replicas_acked is not supported by the asyncio client on Redis "
-                "Cluster: enqueue with the synchronous TaskQueue, or set it to 0"
-            )
+            return await self._acked_on_cluster(call, replicas, timeout)
         pipe = self.client.pipeline(transaction=False)
         await self.scripts[call.script](keys=call.keys, args=call.args, client=pipe)
         pipe.execute_command("WAIT", replicas, int(timeout * 1000))
         raw, acked = await pipe.execute()
         return call.parse(raw), int(acked)
+
+    async def _acked_on_cluster(self, call: Call, replicas: int, timeout: float) -> tuple[Any, int]:
+        """EVALSHA then WAIT on one connection of the node that owns the call's slot. A slot
+        that moved, a primary that failed or a node without the script: refresh (the slot map,
+        or the script on that node) and send the pair again, at most twice."""
+        key = call.keys[0]
+        evalsha = ("EVALSHA", sha(call.script), len(call.keys), *call.keys, *call.args)
+        wait = ("WAIT", replicas, int(timeout * 1000))
+        for attempt in (1, 2, 3):
+            try:
+                raw, acked = await on_slot_owner(self.client, key, evalsha, wait)
+            except redis.exceptions.ConnectionError:
+                if attempt == 3:
+                    raise
+                await self.client.nodes_manager.initialize()  # its primary failed
+                continue
+            if isinstance(raw, redis.exceptions.NoScriptError) and attempt < 3:
+                await on_slot_owner(self.client, key, ("SCRIPT", "LOAD", source(call.script)))
+            elif isinstance(raw, MOVED) and attempt < 3:
+                await self.client.nodes_manager.initialize()
+            elif isinstance(raw, Exception):
+                raise raw
+            else:
+                return call.parse(raw), int(acked)
+        raise AssertionError("unreachable")

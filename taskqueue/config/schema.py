@@ -185,8 +185,10 @@ SETTINGS: list[Setting] = [
       cli=("--redis-url-file",),
       proof="tests/test_faults_redis.py::test_redis_url_file_keeps_the_password_out_of_the_process_list"),
     S("redis", "pool_size", int, 10,
-      "Most connections one taskqueue process opens to Redis; callers beyond it wait for a free one. "
-      "At least 2: the supervisor keeps one for its control inbox.", min=2, max=10000,
+      "Most connections one taskqueue process opens to Redis (on a cluster: to each node, for the "
+      "sync and the asyncio client alike, plus the one redis-py keeps on a seed node to read the "
+      "slot map); callers beyond it wait for a free one. At least 2: the supervisor keeps one for "
+      "its control inbox.", min=2, max=10000,
       proof="tests/test_connection.py::test_the_master_keeps_to_its_pool_size"),
     S("redis", "connection_timeout", float, 5.0, "Seconds to wait for a TCP connection to Redis.", min=0.1, max=3600,
       proof="tests/test_connection.py::test_command_timeout_applies_to_every_command"),
@@ -222,7 +224,8 @@ SETTINGS: list[Setting] = [
       proof="tests/test_sentinel_auth.py::test_an_authenticated_sentinel_set_follows_a_failover"),
     S("redis", "min_replicas_acked", int, 0,
       "Acknowledged enqueue: after each enqueue, wait (Redis WAIT) until this many replicas have "
-      "the job, or fail the call with NotReplicated (the job is queued on the primary). 0: off.",
+      "the job, or fail the call with NotReplicated (the job is queued on the primary). On a "
+      "cluster WAIT runs on the node that took the write (sync and asyncio clients). 0: off.",
       min=0, max=100, proof="tests/test_redis_urls.py::test_min_replicas_acked_waits_for_replicas"),
     S("redis", "replica_ack_timeout", float, 1.0,
       "Seconds an acknowledged enqueue waits for min_replicas_acked replicas.", min=0.001, max=600,
