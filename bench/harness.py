@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 import redis
-from adapters import Adapter
+from adapters import ADAPTERS, Adapter, TaskQueueAdapter
 
 COUNTER = "bench:counter"
 LATENCY = "bench:latency"
@@ -295,3 +295,24 @@ def print_medians(res: dict[str, list[dict]], keys: tuple[str, ...]) -> None:
             if s is not None:
                 print(f"{n:16s} {key:17s} median {s['median']:9.3f} "
                       f"min {s['min']:9.3f} max {s['max']:9.3f}")  # fmt: skip
+
+
+def interleaved_setup(names: list[str], base_tree: str | None, log_dir: Path) -> tuple:
+    """What the interleaved scripts share: with ``base_tree``, a ``taskqueue-base`` adapter whose
+    workers run that older checkout; a private redis-server; a Bench on it; the adapters of
+    ``names``. Returns (server, bench, {name: adapter})."""
+    from taskqueue.testing.server import RedisServer
+
+    if base_tree:
+
+        class Base(TaskQueueAdapter):
+            name = "taskqueue-base"
+
+            def worker_env(self, conc: int) -> dict[str, str]:
+                return super().worker_env(conc) | {"PYTHONPATH": base_tree}
+
+        ADAPTERS["taskqueue-base"] = Base
+    server = RedisServer().start()
+    os.environ["BENCH_REDIS_URL"] = server.url
+    bench = Bench(server.client(), server.proc.pid, log_dir)
+    return server, bench, {n: ADAPTERS[n](server.url) for n in names}

@@ -28,25 +28,10 @@ def main() -> int:
     p.add_argument("--base-tree", help="a checkout whose taskqueue runs as taskqueue-base")
     p.add_argument("--by-command", action="store_true", help="print Redis calls per job by command")
     args = p.parse_args()
-    from adapters import ADAPTERS, TaskQueueAdapter
-    from harness import Bench, print_medians
+    from harness import interleaved_setup, print_medians
 
-    from taskqueue.testing.server import RedisServer
-
-    if args.base_tree:
-
-        class Base(TaskQueueAdapter):
-            name = "taskqueue-base"
-
-            def worker_env(self, conc: int) -> dict[str, str]:
-                return super().worker_env(conc) | {"PYTHONPATH": args.base_tree}
-
-        ADAPTERS["taskqueue-base"] = Base
-    server = RedisServer().start()
-    os.environ["BENCH_REDIS_URL"] = server.url
-    bench = Bench(server.client(), server.proc.pid, BENCH / "results" / "logs")
     names = args.libraries.split(",")
-    adapters = {n: ADAPTERS[n](server.url) for n in names}
+    server, bench, adapters = interleaved_setup(names, args.base_tree, BENCH / "results" / "logs")
     res: dict[str, list[dict]] = {n: [] for n in names}
     try:
         for _ in range(args.runs):

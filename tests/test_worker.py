@@ -290,6 +290,44 @@ def test_an_idle_worker_does_not_poll_redis(client, reg, worker_factory) -> None
     assert sum(issued.values()) <= 2, issued
 
 
+def test_jobs_finishing_while_the_worker_waits_idle_keep_its_connections(
+    client, reg, worker_factory
+) -> None:
+    """A finished job frees a slot while the fetcher blocks in BLPOP. That must not end the wait:
+    ending it dropped the connection (a cancelled command) and opened a new one per job."""
+
+    @task(name="one", registry=reg)
+    def one(i):
+        time.sleep(0.05)  # finishes after the fetcher went back to its blocking wait
+        return i
+
+    with worker_factory(max_concurrent_tasks=4):
+        assert client.result(client.enqueue(one, 0), timeout=10) == 0
+        before = client.redis.info("stats")["total_connections_received"]
+        for i in range(1, 21):  # one at a time: each arrives to an idle worker
+            assert client.result(client.enqueue(one, i), timeout=10) == i
+        opened = client.redis.info("stats")["total_connections_received"] - before
+    assert opened <= 2, f"{opened} connections opened for 20 jobs"
+
+
+def test_quiet_ends_an_idle_wait_and_fetches_nothing(client, reg, worker_factory) -> None:
+    @task(name="q", registry=reg)
+    def q():
+        return 1
+
+    with worker_factory() as worker:
+        time.sleep(0.3)  # settled into its blocking wait
+        loop = worker._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(worker.set_quiet, True)
+        wait_for(lambda: worker.quiet, 5, "quiet")
+        job_id = client.enqueue(q)
+        time.sleep(0.5)  # a quiet worker must leave the job waiting
+        assert client.status(job_id).state == "queued"
+        loop.call_soon_threadsafe(worker.set_quiet, False)
+        assert client.result(job_id, timeout=10) == 1
+
+
 def test_idle_blocking_waits_fit_in_the_socket_timeout(redis_url, reg, caplog) -> None:
     """A blocking wait longer than the connection's socket timeout would look like an outage."""
     caplog.set_level("WARNING", logger="taskqueue.worker")

@@ -99,6 +99,8 @@ class Worker:
         self._stop_requested = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.wakeup = asyncio.Event()
+        #: Set by stop() and quiet only: it ends an idle blocking wait (a freed slot does not).
+        self.halt = asyncio.Event()
         self.link = RedisLink(settings, lambda: self.stopping)
         self.fetcher = Fetcher(self)
         self.executor = Executor(self, max_concurrent_tasks)
@@ -129,6 +131,7 @@ class Worker:
         """Quiet: fetch nothing new (running jobs go on). Call on the worker's loop."""
         self.quiet = on
         self.wakeup.set()
+        self.halt.set()
 
     def inflight(self) -> list[tuple[str, str, str]]:
         """(job id, queue, token) of every job held: what a master extends for this worker."""
@@ -141,8 +144,10 @@ class Worker:
     async def run_async(self, burst: bool = False) -> None:
         self._loop = asyncio.get_running_loop()
         self.wakeup = asyncio.Event()
+        self.halt = asyncio.Event()
         if self.stopping:  # stop() came before the loop existed
             self.wakeup.set()
+            self.halt.set()
         self.link.open()
         timers = []
         if self.standalone:
@@ -252,4 +257,8 @@ class Worker:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self.wakeup.set)
+                loop.call_soon_threadsafe(self._halt)
+
+    def _halt(self) -> None:
+        self.wakeup.set()
+        self.halt.set()

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Enqueue->start latency, interleaved: round 1 of every library, then round 2 ..., each with a
+fresh worker tree (2 processes x 10 slots) that drained a warm-up batch and then sat idle.
+
+    python bench/latency_interleaved.py taskqueue,huey [--rate 200] [--seconds 10] [--runs 3]
+        [--base-tree /path/to/an/older/checkout]   # adds taskqueue-base: that tree's workers
+
+Each job's argument is the wall-clock time just before its enqueue; the task records start -
+enqueue (bench/apps/benchtask.py). Prints p50/p95/p99 (ms) per run with the load, then the
+median and min-max of each over the runs. The producer is this process (the current tree's
+client, also for taskqueue-base, whose workers run the older tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH), str(BENCH / "apps")]
+WARMUP = 500
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("libraries")
+    p.add_argument("--rate", type=float, default=200.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--base-tree", help="a checkout whose taskqueue workers run as taskqueue-base")
+    args = p.parse_args()
+    from harness import interleaved_setup, print_medians
+
+    names = args.libraries.split(",")
+    server, bench, adapters = interleaved_setup(names, args.base_tree, BENCH / "results" / "logs")
+    res: dict[str, list[dict]] = {n: [] for n in names}
+    n_jobs = max(int(args.rate * args.seconds), 50)
+    try:
+        for _ in range(args.runs):
+            for n, a in adapters.items():
+                bench.flush()
+                tree = bench.start(a, 2, 10)
+                try:
+                    a.enqueue_seq(list(range(WARMUP)))
+                    bench.wait_count(tree, WARMUP, 120)
+                    time.sleep(1.0)  # idle: every worker back in its blocking wait
+                    d = bench.latency(a, tree, args.rate, n_jobs)
+                finally:
+                    tree.stop()
+                res[n].append(d)
+                print(f"{n:16s} p50 {d['p50_ms']:.3f} ms  p95 {d['p95_ms']:.3f}  p99 "
+                      f"{d['p99_ms']:.3f}  load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    finally:
+        for a in adapters.values():
+            a.close()
+        server.close()
+    print_medians(res, ("p50_ms", "p95_ms", "p99_ms"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
