@@ -7,7 +7,8 @@
     rediss+cluster://..., rediss+sentinel://...           the same over TLS
 
 The credentials are those of the Redis servers (for Sentinel: of the primary and replicas, not of
-the Sentinels). Query parameters (``?socket_timeout=2``) are redis-py's connection options.
+the Sentinels). Query parameters (``?socket_timeout=2``) are redis-py's connection options (of
+the servers: under Sentinel they do not reach the Sentinels); the database goes in the path.
 ``credential_problems`` holds the rules between the URL and the ``[redis]`` credential settings
 (``username``/``password`` for the servers, ``sentinel_username``/``sentinel_password`` for the
 Sentinels themselves).

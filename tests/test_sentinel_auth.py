@@ -6,6 +6,7 @@ They reach every connection, survive a failover, and are never shown."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -121,6 +122,7 @@ def test_an_authenticated_sentinel_set_follows_a_failover(locked: LocalSentinel,
     assert retried(lambda: asyncio.run(from_asyncio())) == 7
     wait_for(lambda: m.status() and m.status()["workers"][0]["state"] == "running", 60,
              "the master to report through the new primary")  # fmt: skip
+    shows_no_secret(json.dumps(m.status()))  # the status record tqctl and the API read
     assert m.stop(timeout=60) == 0
     shows_no_secret(m.log())
     tq.close()
