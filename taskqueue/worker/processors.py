@@ -2,7 +2,10 @@
 event loop for each job.
 
 Duties:
-1. Start one thread per slot on the first sync job (an async-only worker starts none).
+1. Start threads on demand, one when a sync job finds no idle thread, up to one per slot (an
+   async-only worker starts none); a thread idle for ``IDLE_EXIT`` seconds exits, and the last
+   one to go gives the freed memory back to the OS (``memory.trim``): an idle worker keeps no
+   thread stacks, thread-state chunks or malloc arenas of its busy spell.
 2. Each thread takes a job from its inbox (filled by the fetcher), runs the task's code in that
    thread with its job context set, and queues the result.
 3. Acknowledge results in batches on a sync connection from the process's bounded pool: the
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .. import logs
 from ..connection import connect
 from ..context import JobContext, set_current
+from ..memory import trim
 from ..runner import SyncRunner
 from .executor import CANCELLED, decode_args, encode_outcome
 from .running import Running
@@ -41,6 +45,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("taskqueue.worker")
 #: A thread's result retried this many times through an outage once the worker is stopping.
 STOP_TRIES = 50
+#: Seconds a processor thread waits for a job before it exits (started again on demand, in
+#: about 0.1 ms). Each thread costs ~180 KiB of private memory per process (stack pages, frame
+#: chunk, malloc arena): bench/idle_memory.py.
+IDLE_EXIT = 0.5
 
 
 class _Stop(BaseException):
@@ -54,7 +62,10 @@ class Processors:
         self.w = worker
         self.size = threads
         self.inbox: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0  # threads waiting for a job that have not taken one yet
+        self._pool = threading.Lock()  # _threads, _idle, and each put into the inbox
+        self._named = 0
         self._done: list[tuple[Running, bytes]] = []
         self._lock = threading.Lock()
         self._guard = threading.Lock()  # r.thread and interrupts
@@ -64,9 +75,12 @@ class Processors:
 
     def submit(self, r: Running) -> None:
         """Queue ``r`` for the next free thread (called on the loop)."""
-        if not self._threads:
-            self._start()
-        self.inbox.put(r)
+        if self._run is None:
+            self._loop = asyncio.get_running_loop()
+            self._run = SyncRunner(connect(self.w.settings, name="worker"))
+        with self._pool:
+            self.inbox.put(r)
+            self._grow()
 
     def interrupt(self, r: Running) -> None:
         """Stop ``r``'s task if its code is running now (called on the loop)."""
@@ -78,25 +92,51 @@ class Processors:
 
     def close(self) -> None:
         """Let the threads exit once idle, and close the connection (called on the loop)."""
-        for _ in self._threads:
-            self.inbox.put(None)
-        for t in self._threads:
+        with self._pool:
+            threads = list(self._threads)
+            for _ in threads:
+                self.inbox.put(None)
+        for t in threads:
             t.join(timeout=1.0)
-        if self._run is not None and not any(t.is_alive() for t in self._threads):
+        if self._run is not None and not any(t.is_alive() for t in threads):
             self._run.client.close()
 
     # -- the threads ---------------------------------------------------------------------------
-    def _start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._run = SyncRunner(connect(self.w.settings, name="worker"))
-        for i in range(self.size):
-            t = threading.Thread(target=self._serve, name=f"tq-sync-{i}", daemon=True)
+    def _grow(self) -> None:
+        """With ``_pool`` held: one thread more if a queued job has no idle thread to take it."""
+        if self.inbox.qsize() > self._idle and len(self._threads) < self.size:
+            t = threading.Thread(target=self._serve, name=f"tq-sync-{self._named}", daemon=True)
+            self._named += 1
+            self._threads.add(t)
+            self._idle += 1  # counted until it takes its first job, like any waiting thread
             t.start()
-            self._threads.append(t)
 
     def _serve(self) -> None:
-        while (r := self.inbox.get()) is not None:
+        me = threading.current_thread()
+        while True:
+            try:
+                r = self.inbox.get(timeout=IDLE_EXIT)
+            except queue.Empty:
+                with self._pool:
+                    if self.inbox.qsize():  # a job came meanwhile: take it
+                        continue
+                    self._idle -= 1
+                    self._threads.discard(me)
+                    last = not self._threads
+                if last:
+                    trim()
+                return
+            with self._pool:
+                self._idle -= 1
+                if r is None:
+                    self._threads.discard(me)
+                    return
+                # A job queued while this thread was taking its own, counting it as idle,
+                # found no thread to start: start it now.
+                self._grow()
             self._process(r)
+            with self._pool:
+                self._idle += 1
 
     def _process(self, r: Running) -> None:
         w, job = self.w, r.job

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Idle memory of a worker tree after a short drain: RSS, USS and PSS of every process.
+
+    python bench/idle_memory.py [--libraries taskqueue,huey] [--runs 3] [--jobs 2000] [--maps]
+        [--base-tree /path/to/an/older/checkout --libraries taskqueue-base,taskqueue]
+
+On a private redis-server: start the tree (taskqueue: ``task-worker worker -w 2
+--max-concurrent-tasks 10`` importing both ``apps/tq_sync_app`` and ``apps/tq_app``; Huey:
+``huey_consumer -k process -w 2``), drain ``--jobs`` jobs of each task kind (taskqueue: a ``def``
+and an ``async def`` task), wait 1 s as ``make bench`` does, then read psutil
+``memory_full_info`` of each process. Runs are interleaved (run 1 of every library, then run
+2 ...). Prints per process and per tree the median and min–max over the runs. ``--maps`` also
+prints each process's largest private mappings (the last run), to see what a process owns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH), str(BENCH / "apps")]
+MIB = 1024 * 1024
+
+
+def mixed_adapter(base: type) -> type:
+    """taskqueue with both task kinds registered in one tree: a drain runs each."""
+
+    class Mixed(base):  # type: ignore[misc, valid-type]
+        name = "taskqueue"
+
+        kinds = ("sync", "async")
+
+        def __init__(self, url: str) -> None:
+            super().__init__(url, cli=True)
+            import tq_app
+
+            self.tasks = {"sync": self.task, "async": tq_app.incr}
+
+        def enqueue_bulk(self, xs: list) -> None:
+            tasks = [self.tasks[k] for k in self.kinds]
+            self.tq.enqueue_many([(t, (x,), None) for x in xs for t in tasks])
+
+        def worker_cmds(self, procs: int, conc: int) -> list[list[str]]:
+            cmd = super().worker_cmds(procs, conc)[0]
+            return [[*cmd, "--import", "tq_app"]]
+
+    return Mixed
+
+
+def private_maps(pid: int, top: int) -> list[tuple[str, float]]:
+    import psutil
+
+    out = []
+    for m in psutil.Process(pid).memory_maps(grouped=True):
+        private = (m.private_clean + m.private_dirty) / MIB
+        if private >= 0.05:
+            out.append((m.path or "[anon]", private))
+    return sorted(out, key=lambda x: -x[1])[:top]
+
+
+def measure(bench: Any, a: Any, jobs: int, kinds: int, extra_env: dict[str, str]) -> list[dict]:
+    """One tree: queue ``jobs`` of each task kind, start the tree, drain, idle 1 s, read."""
+    from harness import WorkerTree
+
+    bench.flush()
+    xs = list(range(jobs))
+    a.enqueue_bulk(xs) if a.bulk_api else a.prefill(xs)
+    tree = WorkerTree(a.worker_cmds(2, 10), a.worker_env(10) | extra_env, bench.log_dir)
+    try:
+        if jobs:
+            bench.wait_count(tree, jobs * kinds, 120)
+        else:  # no drain: the tree as it boots
+            time.sleep(2.0)
+        time.sleep(1.0)
+        root = tree.roots[0].pid
+        procs = []
+        for proc in tree.processes():
+            info = proc.memory_full_info()
+            cmd = " ".join(proc.cmdline())
+            procs.append({"role": role(cmd, proc.pid, root), "pid": proc.pid,
+                          "rss": info.rss / MIB, "uss": info.uss / MIB, "pss": info.pss / MIB,
+                          "threads": proc.num_threads(), "maps": private_maps(proc.pid, 12)})  # fmt: skip
+        return procs
+    finally:
+        tree.stop()
+
+
+def role(cmd: str, pid: int, root: int) -> str:
+    if pid == root:
+        return "master"
+    if "worker" in cmd and "task-worker" in cmd:
+        return "worker " + cmd.split("worker ")[-1].split()[0]
+    return "child"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--libraries", default="taskqueue")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--jobs", type=int, default=2000, help="jobs of each task kind")
+    p.add_argument("--kinds", default="sync,async", help="taskqueue task kinds to drain")
+    p.add_argument("--base-tree", help="a checkout whose taskqueue runs as taskqueue-base")
+    p.add_argument("--maps", action="store_true", help="largest private mappings per process")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set in the worker tree's environment (MALLOC_ARENA_MAX=1 ...)",
+    )
+    args = p.parse_args()
+    import psutil
+    from adapters import ADAPTERS, TaskQueueAdapter
+    from harness import Bench
+
+    from taskqueue.testing.server import RedisServer
+
+    ADAPTERS = dict(ADAPTERS, taskqueue=mixed_adapter(TaskQueueAdapter))
+    ADAPTERS["taskqueue"].kinds = tuple(args.kinds.split(","))
+    #: taskqueue-base: the same adapter, its tree importing the older checkout's code first.
+    ADAPTERS["taskqueue-base"] = ADAPTERS["taskqueue"]
+    envs = {"taskqueue-base": {"PYTHONPATH": args.base_tree or ""}}
+    server = RedisServer().start()
+    os.environ["BENCH_REDIS_URL"] = server.url
+    bench = Bench(server.client(), server.proc.pid, BENCH / "results" / "logs")
+    names = args.libraries.split(",")
+    adapters = {n: ADAPTERS[n](server.url) for n in names}
+    kinds = {n: len(args.kinds.split(",")) if n.startswith("taskqueue") else 1 for n in names}
+    rows: dict[str, list[list[dict]]] = {n: [] for n in names}
+    extra_env = dict(kv.split("=", 1) for kv in args.env)
+    try:
+        for run in range(args.runs):  # interleaved: run 1 of every library, then run 2 ...
+            for n, a in adapters.items():
+                procs = measure(bench, a, args.jobs, kinds[n], extra_env | envs.get(n, {}))
+                rows[n].append(procs)
+                if args.maps and run == args.runs - 1:
+                    for pr in procs:
+                        print(f"{n} {pr['role']} (pid {pr['pid']}) private MiB:")
+                        for path, mib in pr["maps"]:
+                            print(f"  {mib:7.2f}  {path}")
+    finally:
+        for a in adapters.values():
+            a.close()
+        server.stop()
+    load = os.getloadavg()[0]
+    print(
+        f"runs {args.runs}, {args.jobs} jobs per task kind, load1 {load:.2f}, "
+        f"psutil {psutil.__version__}"
+    )
+    print(f"{'library':<10} {'process':<10} {'RSS MiB':>20} {'USS MiB':>20} {'PSS MiB':>20} thr")
+    for n, runs in rows.items():
+        by_role: dict[str, list[dict]] = {}
+        for procs in runs:
+            for pr in sorted(procs, key=lambda x: (x["role"] != "master", x["role"])):
+                by_role.setdefault(pr["role"], []).append(pr)
+        totals = [{k: sum(pr[k] for pr in procs) for k in ("rss", "uss", "pss")} | {
+            "threads": sum(pr["threads"] for pr in procs)} for procs in runs]  # fmt: skip
+        for r, prs in [*by_role.items(), ("tree", totals)]:
+            cells = []
+            for k in ("rss", "uss", "pss"):
+                vs = [pr[k] for pr in prs]
+                cells.append(f"{statistics.median(vs):6.1f} ({min(vs):5.1f}-{max(vs):5.1f})")
+            thr = statistics.median(pr["threads"] for pr in prs)
+            print(f"{n:<10} {r:<10} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20} {thr:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
