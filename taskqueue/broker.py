@@ -25,9 +25,18 @@ DEFAULT_IDEM_TTL_MS = 24 * 3600 * 1000
 #: waiting (bench/huge_queues.py, docs/reliability.md "Huge queues").
 PROMOTE_BATCH = 250
 RECOVER_BATCH = 250
+#: Popped ids one fetch may drop without leasing them (tombstones of cancelled jobs, expired or
+#: corrupt jobs) before it returns short; a run of a million cancelled jobs is crossed in
+#: bounded steps, never in one call.
+SKIP_BATCH = 250
 #: Jobs one purge, dead-retry or dead-delete call handles; callers loop until it returns 0, so
 #: a purge of millions never holds Redis for more than one small batch at a time.
 CONTROL_BATCH = 100
+
+
+def _purged(raw: list) -> tuple[int, int]:
+    """purge's reply: (jobs purged, ids taken from the queue: purged + tombstones dropped)."""
+    return int(raw[0]), int(raw[1])
 
 
 def _s(value: Any) -> str:
@@ -144,10 +153,10 @@ class Broker:
     # -- workers ---------------------------------------------------------------------------
     def fetch(self, queues: Sequence[str], n: int, token: str, worker: str) -> Call:
         k = self.keys
-        keys = [k.paused, k.stats]
+        keys = [k.paused, k.stats, k.tombs]
         for q in queues:
             keys += [k.ready(q), k.scheduled(q), k.active(q), k.wake(q)]
-        args = [n, self.lease_ms, token, worker, k.base, PROMOTE_BATCH, *queues]
+        args = [n, self.lease_ms, token, worker, k.base, PROMOTE_BATCH, SKIP_BATCH, *queues]
 
         def parse(raw: list) -> FetchResult:
             jobs = [
@@ -264,7 +273,7 @@ class Broker:
     # -- control -----------------------------------------------------------------------------
     def cancel(self, job_id: str, queue: str) -> Call:
         k = self.keys
-        keys = [k.job(job_id), k.ready(queue), k.scheduled(queue), k.stats, k.done(job_id)]
+        keys = [k.job(job_id), k.tombs, k.scheduled(queue), k.stats, k.done(job_id)]
         return Call("cancel", keys, [], _s)
 
     def pause(self, queue: str) -> Call:
@@ -276,8 +285,8 @@ class Broker:
 
     def purge(self, queue: str, limit: int = CONTROL_BATCH) -> Call:
         k = self.keys
-        keys = [k.ready(queue), k.scheduled(queue), k.stats]
-        return Call("purge", keys, [k.base, limit, queue], int)
+        keys = [k.ready(queue), k.scheduled(queue), k.stats, k.tombs]
+        return Call("purge", keys, [k.base, limit, queue], _purged)
 
     def dead_retry(self, ids: Sequence[str] = (), limit: int = CONTROL_BATCH) -> Call:
         k = self.keys

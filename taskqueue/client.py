@@ -29,6 +29,7 @@ from .registry import Registry, registry
 from .runner import AsyncRunner, SyncRunner
 from .serialization import decode_result
 from .task import set_default
+from .tombstones import waiting
 
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
@@ -167,16 +168,17 @@ class _Base:
             pipe.zcard(self.keys.scheduled(q))
             pipe.zcard(self.keys.active(q))
         pipe.smembers(self.keys.paused)
+        pipe.hgetall(self.keys.tombs)
         return pipe
 
     @staticmethod
     def _lengths_reply(queues: list[str], replies: list) -> dict:
-        *raw, paused = replies
+        *raw, paused, tombs = replies
         out: dict[str, dict[str, int]] = {}
         for i, q in enumerate(queues):
             ready, sched, active = raw[i * 3 : i * 3 + 3]
             out[q] = {
-                "queued": ready,
+                "queued": waiting(ready, tombs, q),
                 "scheduled": sched,
                 "active": active,
                 "paused": int(q.encode() in paused),
@@ -278,9 +280,10 @@ class TaskQueue(_Base):
 
     def purge(self, queue: str) -> int:
         """Cancel every waiting job of a queue (in batches); returns how many."""
-        total = 0
-        while n := self.run(self.broker.purge(check_queue(queue))):
-            total += n
+        total, taken = 0, 1
+        while taken:
+            purged, taken = self.run(self.broker.purge(check_queue(queue)))
+            total += purged
         return total
 
     def queues(self) -> list[str]:
@@ -388,9 +391,10 @@ class AsyncTaskQueue(_Base):
         return await self.run(self.broker.resume(check_queue(queue)))
 
     async def purge(self, queue: str) -> int:
-        total = 0
-        while n := await self.run(self.broker.purge(check_queue(queue))):
-            total += n
+        total, taken = 0, 1
+        while taken:
+            purged, taken = await self.run(self.broker.purge(check_queue(queue)))
+            total += purged
         return total
 
     async def queues(self) -> list[str]:

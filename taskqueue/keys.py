@@ -22,6 +22,7 @@ class Keys:
         "queues",
         "paused",
         "dead",
+        "tombs",
         "masters",
         "registered",
         "autoscaler_log",
@@ -41,6 +42,9 @@ class Keys:
         self.queues = self.base + "queues"
         self.paused = self.base + "paused"
         self.dead = self.base + "dead"
+        #: Queue -> how many cancelled ids its ready list still holds (tombstones: a cancel
+        #: leaves the id in the list, O(1); fetch and purge drop it when they pop it).
+        self.tombs = self.base + "tombs"
         #: Tasks each live master / standalone worker can run (``taskqueue/registered.py``).
         self.registered = self.base + "registered"
         self.masters = self.base + "masters"

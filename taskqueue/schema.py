@@ -25,8 +25,14 @@ if TYPE_CHECKING:
     from .client import TaskQueue
 
 #: Raise on any change to a script's interface, a record's fields or a key's type.
-SCHEMA_VERSION = 1
-#: The oldest schema version this release can share a namespace with.
+#: 2: cancel leaves a queued job's id in its ready list as a tombstone, counted in ``tombs``
+#: (fetch, cancel and purge take that key; fetch takes ``skip_max``).
+SCHEMA_VERSION = 2
+#: The oldest schema version this release can share a namespace with. Schema 1 processes can run
+#: beside schema 2 ones: a schema 1 fetch already skips cancelled records (so no tombstone runs),
+#: and a schema 1 cancel still removes the id. What a schema 1 fetch or purge cannot do is lower
+#: the tombstone count, so queue lengths may read low until a schema 2 fetch or purge empties
+#: that queue (the count is then cleared).
 MIN_COMPATIBLE = 1
 
 

@@ -85,7 +85,7 @@ SAFE_TONUMBER = re.compile(r"ARGV\[|t\[\d\]|first\[|v$|f\[i\]")
 
 #: Include functions that write.
 WRITING_INCLUDES = ("finish", "to_dead", "stall", "unhold", "wake", "count", "new_job",
-                    "flush_tally", "observe", "call_many")  # fmt: skip
+                    "flush_tally", "observe", "call_many", "drop_tombs")  # fmt: skip
 
 
 def _first_write(text: str) -> int:

@@ -227,12 +227,21 @@ def scenario(run: CoverageRunner, cell: redis.Redis) -> None:
     run(b.watch("wc"))
     assert run(b.release_worker("exits-cancelled", stalled=False)) == 1
     schedule_scenario(run, cell)
-    # cancel: queued, missing, already finished.
+    # cancel: queued (its id stays as a tombstone), scheduled, missing, already finished.
     run(b.enqueue([job("cq")]))
     run(b.watch("cq"))
     assert run(b.cancel("cq", "q1")) == "cancelled"
+    run(b.enqueue([job("cs", delay_ms=600_000)]))
+    assert run(b.cancel("cs", "q1")) == "cancelled"
     assert run(b.cancel("nope", "q1")) == "missing"
     assert run(b.cancel("cq", "q1")) == "finished:cancelled"
+    # fetch drops tombstones unrun: one of two (count lowered), then the last (list emptied).
+    run(b.enqueue([job(f"tb{i}", queue="qt") for i in range(4)]))
+    assert [run(b.cancel(f"tb{i}", "qt")) for i in (0, 2)] == ["cancelled"] * 2
+    assert [j.id for j in fetch(b, 1, "ttb1", ("qt",))] == ["tb1"]
+    assert cell.hget(KEYS.tombs, "qt") == b"1"
+    assert [j.id for j in fetch(b, 1, "ttb2", ("qt",))] == ["tb3"]
+    assert cell.hget(KEYS.tombs, "qt") is None
     # pause / resume a queue with jobs waiting (wakes idle workers).
     run(b.enqueue([job("p1", queue="q2")]))
     assert run(b.resume("q2")) is True
@@ -244,10 +253,14 @@ def scenario(run: CoverageRunner, cell: redis.Redis) -> None:
     assert run(b.autoscale_claim("m1", "up", 60_000, '{"action": "up"}'))[0]
     assert not run(b.autoscale_claim("m2", "up", 60_000, '{"action": "up"}'))[0]
     assert run(b.autoscale_claim("m2", "down", 0, '{"action": "down"}'))[0]
-    # purge: ready and scheduled jobs.
-    run(b.enqueue([job("pu1", queue="q3"), job("pu2", queue="q3", delay_ms=600_000)]))
+    # purge: ready and scheduled jobs, and tombstones dropped (count lowered, then emptied).
+    run(b.enqueue([job("pu0", queue="q3"), job("pu1", queue="q3"), job("pu3", queue="q3"),
+                   job("pu2", queue="q3", delay_ms=600_000)]))  # fmt: skip
     run(b.watch("pu1"))
-    assert run(b.purge("q3")) == 2
+    assert [run(b.cancel(i, "q3")) for i in ("pu0", "pu3")] == ["cancelled"] * 2
+    assert run(b.purge("q3", limit=2)) == (1, 2)
+    assert run(b.purge("q3")) == (1, 2)
+    assert run(b.purge("q3")) == (0, 0)
     # dead letter: retry by id and all, delete by id and all.
     dead = [m.decode() for m in cell.zrange(KEYS.dead, 0, -1)]
     assert dead, "the scenario should have left jobs in the dead letter"

@@ -2,7 +2,9 @@
 
 Every read is bounded: one LRANGE/ZRANGE page plus one HMGET per listed job. The dead letter is
 one set for the namespace; filtering it by queue scans it in chunks, and the set itself is
-trimmed to at most 10,000 jobs by the scripts.
+trimmed to at most 10,000 jobs by the scripts. A queued page leaves out tombstones (jobs
+cancelled while they waited, whose ids stay in the ready list until a fetch drops them: see
+``taskqueue/tombstones.py``), so it can hold fewer than ``limit`` jobs; its total leaves them out.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import redis
 
 from ..keys import Keys
+from ..tombstones import waiting
 
 STATES = ("queued", "scheduled", "active", "dead")
 FIELDS = ("task", "queue", "state", "attempts", "failures", "stalls", "max_retries",
@@ -65,8 +68,9 @@ def _page_ids(
         pipe = client.pipeline(transaction=False)
         pipe.llen(keys.ready(queue))
         pipe.lrange(keys.ready(queue), offset, end)
-        total, ids = pipe.execute()
-        return total, [(i.decode(), None) for i in ids]
+        pipe.hmget(keys.tombs, [queue])
+        total, ids, (tombs,) = pipe.execute()
+        return waiting(total, {queue: tombs}, queue), [(i.decode(), None) for i in ids]
     key = {"scheduled": keys.scheduled(queue), "active": keys.active(queue)}.get(state, keys.dead)
     pipe = client.pipeline(transaction=False)
     pipe.zcard(key)
@@ -125,7 +129,8 @@ def job_page(
     jobs = []
     for (job_id, score), values in zip(page, _records(client, keys, [i for i, _ in page]),
                                        strict=True):  # fmt: skip
-        if any(v is not None for v in values):
+        tombstone = state == "queued" and values[FIELDS.index("state")] == b"cancelled"
+        if any(v is not None for v in values) and not tombstone:
             jobs.append({**job_dict(job_id, values), "score_ms": score})
     return {"state": state, "queue": queue, "offset": offset, "limit": limit, "total": total,
             "jobs": jobs}  # fmt: skip

@@ -8,6 +8,7 @@ from typing import Any
 import redis
 
 from ..keys import Keys
+from ..tombstones import waiting
 
 COUNTERS = ("enqueued", "started", "succeeded", "failed", "retried", "dead")
 
@@ -42,12 +43,13 @@ def queue_overview(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
         pipe.zcard(keys.scheduled(q))
         pipe.zcard(keys.active(q))
     pipe.smembers(keys.paused)
-    *raw, paused = pipe.execute()
+    pipe.hgetall(keys.tombs)
+    *raw, paused, tombs = pipe.execute()
     rows = []
     for i, q in enumerate(queues):
         row: dict[str, Any] = {
             "queue": q,
-            "queued": raw[3 * i],
+            "queued": waiting(raw[3 * i], tombs, q),
             "scheduled": raw[3 * i + 1],
             "active": raw[3 * i + 2],
             "paused": q.encode() in paused,

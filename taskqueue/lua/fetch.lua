@@ -2,7 +2,9 @@
 queues in priority order.
 KEYS[1] paused      SET   names of paused queues
 KEYS[2] stats       HASH  counters per queue and task (`<queue>@<task>`); `<stats>:<minute>` derived, same hash tag
-KEYS[3..] four per queue, in priority order: ready LIST, scheduled ZSET, active ZSET (lease
+KEYS[3] tombs       HASH  queue -> tombstones in its ready list (ids of cancelled jobs, left there by
+        cancel); decreased as they are popped and dropped
+KEYS[4..] four per queue, in priority order: ready LIST, scheduled ZSET, active ZSET (lease
         deadlines), wake LIST
 ARGV[1] n           most jobs to lease (the caller's free slots)
 ARGV[2] lease_ms    lease length; the holder extends it while the job runs
@@ -14,9 +16,12 @@ ARGV[5] base        key prefix with hash tag, e.g. `tq:{default}:`; job records 
         are derived from popped ids (same hash tag), and so is the dead letter `<base>dead`,
         where a job whose record is corrupt goes (validated before any write to it)
 ARGV[6] promote     most scheduled jobs to promote per queue in this call
-ARGV[7..] one per queue: the queue name, same order as KEYS
+ARGV[7] skip_max    most popped ids not leased in this call (tombstones: cancelled, or their record
+        gone; expired; corrupt). Past it the fetch ends short, leaving a wake token, so one call
+        stays bounded behind a long run of cancelled jobs
+ARGV[8..] one per queue: the queue name, same order as KEYS
 Returns: {now_ms, next_due_ms, then ten per leased job: id, task, queue, payload, attempts,
-        failures, max_retries, timeout_ms, wait_ms, stalls}. A job past its `expires_ms` is not
+        failures, max_retries, timeout_ms, wait_ms, stalls}. A tombstone is dropped unrun. A job past its `expires_ms` is not
         leased: it ends `expired` (counted as such; result waiters woken). A job with stalls > 0 (a suspect:
         its worker died while it ran) is always the last of its batch; the caller runs it alone. next_due_ms is the earliest scheduled job
         of these queues when no job was leased, else -1 (also when none is scheduled).
@@ -26,6 +31,7 @@ Returns: {now_ms, next_due_ms, then ten per leased job: id, task, queue, payload
 --@include num
 --@include tally
 --@include wake
+--@include tombs
 --@include call_many
 -- The first field of a record (from HMGET task, payload, attempts, failures, max_retries,
 -- timeout_ms, ..., state) that makes it unrunnable, or nil. A record that does not exist at all
@@ -49,13 +55,15 @@ local deadline = now + tonumber(ARGV[2])
 local token, worker, base = ARGV[3], ARGV[4], ARGV[5]
 local promote_limit = tonumber(ARGV[6])
 local held_key = base .. 'held:' .. worker
-local nq = (#KEYS - 2) / 4
+local skip_max = tonumber(ARGV[7])
+local skipped = 0
+local nq = (#KEYS - 3) / 4
 local out = {now, -1}
 local got = 0
 local next_due = -1
 
 for i = 0, nq - 1 do
-  local ready, sched = KEYS[3 + i * 4], KEYS[4 + i * 4]
+  local ready, sched = KEYS[4 + i * 4], KEYS[5 + i * 4]
   local due = redis.call('ZRANGEBYSCORE', sched, '-inf', now, 'LIMIT', 0, promote_limit)
   for _, id in ipairs(due) do
     redis.call('ZREM', sched, id)
@@ -65,31 +73,41 @@ for i = 0, nq - 1 do
 end
 
 for i = 0, nq - 1 do
-  if got >= want then break end
-  local queue = ARGV[7 + i]
+  if got >= want or skipped >= skip_max then break end
+  local queue = ARGV[8 + i]
   if redis.call('SISMEMBER', KEYS[1], queue) == 0 then
-    local ready, active, wake_key = KEYS[3 + i * 4], KEYS[5 + i * 4], KEYS[6 + i * 4]
-    local ids = redis.call('LPOP', ready, want - got)
-    local started = 0
+    local ready, active, wake_key = KEYS[4 + i * 4], KEYS[6 + i * 4], KEYS[7 + i * 4]
+    -- Pop until the batch is full, the list is empty, or skip_max ids were not leased.
+    local emptied, popped, tombs = false, 0, 0
     local leases, held = {}, {}  -- this queue's leased ids: one ZADD and one SADD for them all
-    if ids then
-      for k, id in ipairs(ids) do
+    while got < want and skipped < skip_max and not emptied do
+      local ask = want - got
+      local ids = redis.call('LPOP', ready, ask)
+      if not ids or #ids < ask then emptied = true end
+      for k, id in ipairs(ids or {}) do
+        popped = popped + 1
         local job_key = base .. 'job:' .. id
         local f = redis.call('HMGET', job_key, 'task', 'payload', 'attempts', 'failures',
           'max_retries', 'timeout_ms', 'enqueued_ms', 'due_ms', 'state', 'stalls', 'expires_ms',
           'ttl_ms')
         local bad = corrupt_field(f)
-        if bad then
+        if f[9] == 'cancelled' or (not f[1] and not f[9]) then
+          -- A tombstone: cancelled while it waited (or its record is gone). Dropped unrun.
+          tombs = tombs + 1
+          skipped = skipped + 1
+        elseif bad then
           -- Validated before this job's first write: it goes to the dead letter with the reason,
           -- and the jobs around it are untouched.
           redis.call('HSET', job_key, 'state', 'dead', 'finished_ms', now, 'token', '',
             'error', 'CorruptRecord: job record field ' .. bad .. ': the job cannot run')
           redis.call('ZADD', base .. 'dead', now, id)
           tally(queue, 'dead', 1)
-        elseif f[1] and f[9] ~= 'cancelled' and f[11] and now >= num(f[11], now + 1) then
+          skipped = skipped + 1
+        elseif f[11] and now >= num(f[11], now + 1) then
           finish(job_key, base .. 'done:' .. id, 'expired', now, num(f[12], 0))
           tally(queue .. '@' .. f[1], 'expired', 1)
-        elseif f[1] and f[9] ~= 'cancelled' then
+          skipped = skipped + 1
+        else
           local attempts = tonumber(f[3]) + 1
           redis.call('HSET', job_key, 'state', 'active', 'token', token, 'worker', worker,
             'started_ms', now, 'attempts', attempts, 'held', held_key)
@@ -112,11 +130,11 @@ for i = 0, nq - 1 do
           sample(owner, 'wait', now - ready_since)
           tally(owner, 'started', 1)
           got = got + 1
-          started = started + 1
           if out[n + 10] > 0 then
             -- A suspect (its worker died while it ran) ends the batch: the ids popped after it
             -- go back to the head in order, and this caller fetches nothing more this time.
             for j = #ids, k + 1, -1 do redis.call('LPUSH', ready, ids[j]) end
+            emptied = false
             got = want
             break
           end
@@ -125,11 +143,13 @@ for i = 0, nq - 1 do
     end
     call_many('ZADD', active, leases)
     call_many('SADD', held_key, held)
-    -- A short pop emptied the queue: its wake tokens are stale. A full one may have left jobs:
-    -- then make sure one token is there, so another idle worker comes for them.
-    if not ids or #ids < want - (got - started) or redis.call('LLEN', ready) == 0 then
+    local empty = emptied or redis.call('LLEN', ready) == 0
+    if popped > 0 then drop_tombs(KEYS[3], queue, tombs, empty) end
+    -- An emptied queue: its wake tokens are stale. Otherwise (a full batch, or a fetch cut short
+    -- by skip_max) jobs may be left: make sure one token is there, so an idle worker comes.
+    if empty then
       redis.call('DEL', wake_key)
-    elseif got >= want and redis.call('LLEN', wake_key) == 0 then
+    elseif redis.call('LLEN', wake_key) == 0 then
       wake(wake_key, 1)
     end
   end
@@ -138,7 +158,7 @@ end
 -- Only a caller that got nothing needs to know when to look again.
 if got == 0 then
   for i = 0, nq - 1 do
-    local first = redis.call('ZRANGE', KEYS[4 + i * 4], 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGE', KEYS[5 + i * 4], 0, 0, 'WITHSCORES')
     if first[2] then
       local d = tonumber(first[2])
       if next_due < 0 or d < next_due then next_due = d end

@@ -3,8 +3,9 @@
 Three round trips, all keys of one hash slot (Redis Cluster safe), nothing unbounded beyond
 the namespace's queue list and live masters: (1) server time (TIME, alone: a Redis Cluster
 pipeline refuses keyless commands); (2) pipelined: queue names, paused queues, dead-letter
-size, the totals hash and the masters index; (3) pipelined: the minute hashes of the last hour,
-each queue's three lengths and the masters' status records.
+size, the totals hash, the masters index and the tombstone counts; (3) pipelined: the minute
+hashes of the last hour, each queue's three lengths (waiting less its tombstones, see
+``taskqueue/tombstones.py``) and the masters' status records.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import redis
 
 from ..keys import Keys
+from ..tombstones import waiting
 from .build import RawMetrics, build_snapshot
 from .diagnostics import OVERDUE_MS
 from .snapshot import WINDOWS, MetricsSnapshot
@@ -34,7 +36,8 @@ def read_raw(client: redis.Redis, keys: Keys, minutes: int = max(WINDOWS)) -> Ra
     pipe.zcard(keys.dead)
     pipe.hgetall(keys.stats)
     pipe.zrangebyscore(keys.masters, int(time.time() * 1000) - STALE_MS, "+inf")
-    queues, paused, dead, totals, master_ids = pipe.execute()
+    pipe.hgetall(keys.tombs)
+    queues, paused, dead, totals, master_ids, tombs = pipe.execute()
     now_ms = int(secs) * 1000 + int(usecs) // 1000
     minute = now_ms // 60_000
     names = sorted(q.decode() if isinstance(q, bytes) else q for q in queues)
@@ -51,7 +54,8 @@ def read_raw(client: redis.Redis, keys: Keys, minutes: int = max(WINDOWS)) -> Ra
         pipe.mget([keys.master(i) for i in ids])
     out = pipe.execute()
     hashes, rest = out[: minutes + 1], out[minutes + 1 :]
-    lengths = {q: (rest[3 * i], rest[3 * i + 1], rest[3 * i + 2]) for i, q in enumerate(names)}
+    lengths = {q: (waiting(rest[3 * i], tombs, q), rest[3 * i + 1], rest[3 * i + 2])
+               for i, q in enumerate(names)}  # fmt: skip
     records = _records(rest[3 * len(names)] if ids else [])
     return RawMetrics(now_ms, names, paused, lengths, totals, hashes, records, dead)
 

@@ -16,7 +16,7 @@ Beyond one server: ``LocalCluster`` (3 primaries with replicas; fixtures ``redis
 """
 
 from .cluster import LocalCluster
-from .conservation import assert_conserved, job_places
+from .conservation import assert_conserved, job_places, tombstone_problems
 from .ledger import Ledger, check_ledger, recorded
 from .sentinel import LocalSentinel
 from .server import RedisServer, find_redis_server, free_port
@@ -35,6 +35,7 @@ __all__ = [
     "job_places",
     "make_certs",
     "recorded",
+    "tombstone_problems",
     "wait_for",
 ]
 

@@ -54,7 +54,7 @@ import redis
 from ..context import current_job
 from ..keys import Keys
 from ..serialization import decode_result
-from .conservation import job_places
+from .conservation import job_places, tombstone_problems
 
 ENV = "TASKQUEUE_LEDGER"
 #: Seconds this process's clock is known to be off (set by a clock-skew test, see ``env``).
@@ -250,6 +250,7 @@ def check_ledger(
                 problems.append(f"job {job_id} ran again ({cur.name}) after run {prev.name} "
                                 f"ended {prev.outcome or 'never'}, with no fault injected")  # fmt: skip
     problems += _check_acks(client, keys, ids, where, runs)
+    problems += tombstone_problems(client, keys)
     report.violations = problems
     assert not problems, f"{len(problems)} ledger violation(s):\n" + "\n".join(problems[:20])
     return report
