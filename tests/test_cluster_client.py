@@ -10,6 +10,7 @@ import os
 import threading
 
 import pytest
+from conftest import running_worker
 
 from taskqueue import AsyncTaskQueue, TaskQueue, task
 from taskqueue.connection import RedisSettings, connect, connect_async
@@ -168,3 +169,36 @@ def test_min_replicas_acked_on_the_cluster(redis_cluster: LocalCluster, cluster_
     for job_id in asyncio.run(async_enqueues()):
         assert replica_has(redis_cluster, job_id)
     tq.close()
+
+
+def test_server_credentials_reach_every_cluster_node(reg: Registry):
+    """A cluster whose nodes require a password: redis.password (or the URL's) reaches the
+    sync and the asyncio client's connections to every node, and the worker's."""
+
+    @task(name="mul", registry=reg)
+    async def mul(a: int, b: int) -> int:
+        return a * b
+
+    with LocalCluster(3, 0, password="cluster-pw") as cluster:
+        url_with = cluster.url.replace("://", "://:cluster-pw@", 1)
+        for settings in (
+            RedisSettings(cluster.url, password="cluster-pw"),
+            RedisSettings(url_with),
+        ):
+            tq = TaskQueue(settings, registry=reg)
+            ids = [tq.enqueue(mul, i, 2) for i in range(6)]
+
+            async def from_asyncio(settings: RedisSettings = settings) -> str:
+                atq = AsyncTaskQueue(settings, namespace="other", registry=reg)
+                try:
+                    return await atq.enqueue(mul, 3, 3)
+                finally:
+                    await atq.close()
+
+            other = asyncio.run(from_asyncio())
+            with running_worker(tq, reg, queues=["default"]):
+                assert [tq.result(i, timeout=30) for i in ids] == [2 * i for i in range(6)]
+            assert (
+                TaskQueue(settings, namespace="other", registry=reg).status(other).state == "queued"
+            )
+            tq.close()

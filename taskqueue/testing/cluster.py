@@ -35,8 +35,10 @@ class LocalCluster:
         tls: TlsFiles | None = None,
         binary: str | None = None,
         slots: list[list[int]] | None = None,
+        password: str | None = None,
     ) -> None:
-        """``slots`` gives each primary its own list of slots (default: equal ranges)."""
+        """``slots`` gives each primary its own list of slots (default: equal ranges);
+        ``password`` makes every node require it (``requirepass``, and ``masterauth``)."""
         self.primaries = primaries
         self.slots = slots or [
             list(range(i * SLOTS // primaries, (i + 1) * SLOTS // primaries))
@@ -51,8 +53,13 @@ class LocalCluster:
             "--cluster-replica-validity-factor", "0",
             "--appendonly", "no",
         ]  # fmt: skip
+        if password:
+            args += ["--requirepass", password, "--masterauth", password]
+        self.password = password
         self.nodes = [
-            RedisServer(port=free_cluster_port(), binary=binary, args=args, tls=tls)
+            RedisServer(
+                port=free_cluster_port(), binary=binary, args=args, tls=tls, password=password
+            )  # fmt: skip
             for _ in range(primaries * (1 + replicas))
         ]
         self.ids: dict[int, str] = {}
@@ -68,6 +75,8 @@ class LocalCluster:
         """A redis-py RedisCluster on the live nodes."""
         if self.tls:
             kwargs = {**self.tls.client_kwargs(), **kwargs}
+        if self.password:
+            kwargs.setdefault("password", self.password)
         seeds = [ClusterNode("127.0.0.1", n.port) for n in self.nodes if n.alive]
         return RedisCluster(startup_nodes=seeds, **kwargs)
 
