@@ -36,7 +36,7 @@ VARIANTS = ("drain-before", "drain-after", "enqueue", "enqueue-acked")
 
 def child(variant: str, url: str, n: int) -> None:
     """One timed run in this process; prints one JSON line."""
-    from taskqueue import AsyncTaskQueue, TaskQueue, connection, task
+    from taskqueue import AsyncTaskQueue, TaskQueue, cluster_bound, connection, task
     from taskqueue.registry import Registry
     from taskqueue.worker import Worker
 
@@ -52,7 +52,7 @@ def child(variant: str, url: str, n: int) -> None:
         async def free(client: object):  # noqa: ANN202 - the bound switched off
             yield
 
-        connection.admitted = free
+        cluster_bound.admitted = free
     pool = 100 if variant == "drain-before" else 10
     settings = connection.RedisSettings(
         url, pool_size=pool, min_replicas_acked=int(variant == "enqueue-acked")

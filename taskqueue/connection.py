@@ -16,7 +16,7 @@ Duties:
    ``CLIENT LIST`` shows which taskqueue process holds which connection.
 5. The URL picks redis-py's own client (``redis_url.py`` lists the forms): ``redis://`` and
    ``rediss://`` one server; ``redis+cluster://`` a ``RedisCluster`` (pool_size then bounds the
-   pool of each node, asyncio included: ``_BoundedAsyncCluster``); ``redis+sentinel://`` the primary named by a ``Sentinel``, followed through
+   pool of each node, asyncio included: ``cluster_bound.py``); ``redis+sentinel://`` the primary named by a ``Sentinel``, followed through
    failovers. TLS schemes use ``tls_ca_file``, ``tls_cert_file`` and ``tls_key_file``.
 6. Credentials: the servers' from the URL or ``username``/``password``; the Sentinels' own from
    ``sentinel_username``/``sentinel_password``. Passwords never appear in a repr.
@@ -25,12 +25,8 @@ Query parameters of the URL (``?socket_timeout=2``) are redis-py's and win over 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
 import math
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +42,7 @@ import redis.connection
 import redis.retry
 import redis.sentinel
 
+from .cluster_bound import BoundedAsyncCluster
 from .config.schema import BY_PATH
 from .redis_url import BadRedisUrl, RedisTarget, credential_problems, parse_redis_url
 
@@ -173,7 +170,7 @@ def connect_async(settings: RedisSettings | str | None = None, *, name: str | No
         options = _node_options(s, t, name, None)
         options.pop("timeout")
         options.update(_query_options(t))
-        client = _BoundedAsyncCluster(
+        client = BoundedAsyncCluster(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in t.hosts],
             ssl=t.tls, **options,
         )  # fmt: skip
@@ -258,74 +255,6 @@ class _AsyncBlockingSentinelPool(
     redis.asyncio.sentinel.SentinelConnectionPool, redis.asyncio.BlockingConnectionPool
 ):
     """The asyncio twin of ``_BlockingSentinelPool``."""
-
-
-#: The bounded asyncio cluster clients the current task already holds a place in (a pipeline
-#: that follows a MOVED reply re-sends the command through the client while it holds one).
-_ADMITTED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
-    "taskqueue_cluster_admitted", default=frozenset()
-)
-
-
-@contextlib.asynccontextmanager
-async def admitted(client: Any) -> AsyncIterator[None]:
-    """Hold one of ``client``'s ``pool_size`` places (no-op for a client that is not a
-    ``_BoundedAsyncCluster``, or when this task already holds one)."""
-    admission = getattr(client, "admission", None)
-    held = _ADMITTED.get()
-    if admission is None or id(client) in held:
-        yield
-        return
-    async with admission:
-        token = _ADMITTED.set(held | {id(client)})
-        try:
-            yield
-        finally:
-            _ADMITTED.reset(token)
-
-
-class _BoundedAsyncCluster(redis.asyncio.cluster.RedisCluster):
-    """redis-py's asyncio cluster under ``pool_size``. Its nodes keep connection lists of at
-    most ``max_connections`` that raise MaxConnectionsError when full instead of waiting, so
-    the client admits at most ``pool_size`` commands and pipelines at once (a semaphore): each
-    holds at most one connection per node, so no node ever needs more than ``pool_size``,
-    and a caller beyond the bound waits, as on the blocking pools of the other clients. (A
-    connection redis-py is still closing after a connection error is briefly neither free nor
-    gone: a command then may get MaxConnectionsError, a ConnectionError, handled as the
-    outage it comes from.)"""
-
-    def __init__(self, *args: Any, max_connections: int, **kwargs: Any) -> None:
-        super().__init__(*args, max_connections=max_connections, **kwargs)
-        self.admission = asyncio.Semaphore(max_connections)
-
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        async with admitted(self):
-            return await super().execute_command(*args, **kwargs)
-
-    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
-        if shard_hint:
-            return super().pipeline(transaction, shard_hint)  # redis-py's error
-        return _BoundedClusterPipeline(self, transaction)
-
-
-class _BoundedClusterPipeline(redis.asyncio.cluster.ClusterPipeline):
-    """A pipeline of ``_BoundedAsyncCluster``: one place for the whole pipeline."""
-
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        async with admitted(self.cluster_client):
-            return await super().execute(*args, **kwargs)
-
-
-async def on_slot_owner(client: Any, key: str, *commands: tuple[Any, ...]) -> list[Any]:
-    """Send ``commands`` back to back on one connection of the asyncio cluster node that owns
-    ``key``'s slot (for WAIT, which counts what its own connection wrote); returns each reply,
-    or the exception Redis answered (MOVED included: redis-py's redirection is bypassed)."""
-    async with admitted(client):
-        await client.initialize()
-        node = client.get_node_from_key(key)
-        stack = [redis.asyncio.cluster.PipelineCommand(i, *c) for i, c in enumerate(commands)]
-        await node.execute_pipeline(stack)
-        return [c.result for c in stack]
 
 
 def _async_cluster_block_aware(client: Any, t: RedisTarget) -> None:

@@ -14,7 +14,8 @@ import redis
 import redis.asyncio
 
 from .broker import Call
-from .connection import is_cluster, on_slot_owner
+from .cluster_bound import on_slot_owner
+from .connection import is_cluster
 from .scripts import register_all, sha, source
 
 #: Replies that mean the slot lives elsewhere now.
