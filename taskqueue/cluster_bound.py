@@ -62,16 +62,23 @@ class BoundedAsyncCluster(redis.asyncio.cluster.RedisCluster):
             return await super().execute_command(*args, **kwargs)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
-        if shard_hint:
-            return super().pipeline(transaction, shard_hint)  # redis-py's error
-        return BoundedClusterPipeline(self, transaction)
+        """A bounded pipeline; a transaction (taskqueue sends none) is redis-py's own."""
+        if transaction is not None or shard_hint:
+            return super().pipeline(transaction, shard_hint)
+        return BoundedClusterPipeline(self)
 
 
 class BoundedClusterPipeline(redis.asyncio.cluster.ClusterPipeline):
     """A pipeline of ``BoundedAsyncCluster``: one place for the whole pipeline."""
 
+    __slots__ = ("bounded_by",)  # (redis-py's attribute for the client has changed names)
+
+    def __init__(self, client: BoundedAsyncCluster) -> None:
+        super().__init__(client)
+        self.bounded_by = client
+
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        async with admitted(self.cluster_client):
+        async with admitted(self.bounded_by):
             return await super().execute(*args, **kwargs)
 
 
