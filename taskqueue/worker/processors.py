@@ -66,6 +66,7 @@ class Processors:
         self._idle = 0  # threads waiting for a job that have not taken one yet
         self._pool = threading.Lock()  # _threads, _idle, and each put into the inbox
         self._named = 0
+        self._closing = False
         self._done: list[tuple[Running, bytes]] = []
         self._lock = threading.Lock()
         self._guard = threading.Lock()  # r.thread and interrupts
@@ -93,6 +94,7 @@ class Processors:
     def close(self) -> None:
         """Let the threads exit once idle, and close the connection (called on the loop)."""
         with self._pool:
+            self._closing = True
             threads = list(self._threads)
             for _ in threads:
                 self.inbox.put(None)
@@ -104,6 +106,8 @@ class Processors:
     # -- the threads ---------------------------------------------------------------------------
     def _grow(self) -> None:
         """With ``_pool`` held: one thread more if a queued job has no idle thread to take it."""
+        if self._closing:  # the inbox holds one None per thread: no more threads
+            return
         if self.inbox.qsize() > self._idle and len(self._threads) < self.size:
             t = threading.Thread(target=self._serve, name=f"tq-sync-{self._named}", daemon=True)
             self._named += 1
@@ -113,30 +117,36 @@ class Processors:
 
     def _serve(self) -> None:
         me = threading.current_thread()
-        while True:
-            try:
-                r = self.inbox.get(timeout=IDLE_EXIT)
-            except queue.Empty:
+        idle = True  # counted in _idle
+        try:
+            while True:
+                try:
+                    r = self.inbox.get(timeout=IDLE_EXIT)
+                except queue.Empty:
+                    with self._pool:
+                        if not self.inbox.qsize():
+                            return  # (a job queued from now on starts a thread: see finally)
+                    continue  # a job came meanwhile: take it
                 with self._pool:
-                    if self.inbox.qsize():  # a job came meanwhile: take it
-                        continue
                     self._idle -= 1
-                    self._threads.discard(me)
-                    last = not self._threads
-                if last:
-                    trim()
-                return
-            with self._pool:
-                self._idle -= 1
-                if r is None:
-                    self._threads.discard(me)
-                    return
-                # A job queued while this thread was taking its own, counting it as idle,
-                # found no thread to start: start it now.
+                    idle = False
+                    if r is None:
+                        return
+                    # A job queued while this thread was taking its own, counting it as idle,
+                    # found no thread to start: start it now.
+                    self._grow()
+                self._process(r)
+                with self._pool:
+                    self._idle += 1
+                    idle = True
+        finally:
+            with self._pool:  # however the thread ends, a queued job keeps a thread
+                self._idle -= idle
+                self._threads.discard(me)
+                last = not self._threads
                 self._grow()
-            self._process(r)
-            with self._pool:
-                self._idle += 1
+            if last:
+                trim()
 
     def _process(self, r: Running) -> None:
         w, job = self.w, r.job
