@@ -45,9 +45,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("taskqueue.worker")
 #: A thread's result retried this many times through an outage once the worker is stopping.
 STOP_TRIES = 50
-#: Seconds a processor thread waits for a job before it exits (started again on demand, in
-#: about 0.1 ms). Each thread costs ~180 KiB of private memory per process (stack pages, frame
-#: chunk, malloc arena): bench/idle_memory.py.
+#: Seconds a processor thread waits for a job before it exits; the next sync job after that
+#: starts one again (0.1-0.3 ms, paid by the first job after an idle spell). Each thread costs
+#: ~180 KiB of private memory per process (stack pages, frame chunk, malloc arena):
+#: bench/idle_memory.py.
 IDLE_EXIT = 0.5
 
 
