@@ -4,9 +4,12 @@ test checks the state the batching must leave, so that a cheaper script stays a 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from taskqueue.serialization import encode_result
+from taskqueue.testing import wait_for
 
 pytestmark = pytest.mark.smoke
 
@@ -65,3 +68,27 @@ def test_the_wake_list_stays_within_128_tokens(tq) -> None:
         lengths.add(tq.redis.llen(tq.keys.wake("default")))
     assert max(lengths) == 128
     assert 64 in lengths
+
+
+def test_a_fetch_past_expired_jobs_leaves_a_token_for_those_left(tq) -> None:
+    """Jobs left behind keep a wake token (the fetcher goes idle after any short fetch)."""
+    for i in range(2):
+        tq.enqueue_with("t", (i,), strict=False, expires=datetime(2000, 1, 1))
+    t0 = tq.redis.time()
+    wait_for(lambda: tq.redis.time() > t0, 5, "Redis time moved past the expiry")
+    live = [tq.enqueue_with("t", (i,), strict=False) for i in range(3)]
+    tq.redis.delete(tq.keys.wake("default"))
+    res = tq.run(tq.broker.fetch(["default"], 2, "tok", "w"))
+    assert [j.id for j in res.jobs] == live[:2]
+    assert res.next_due_ms == -1  # a full batch: the caller fetches again, not idle
+    assert tq.redis.llen(tq.keys.wake("default")) == 1
+    assert tq.redis.llen(tq.keys.ready("default")) == 1
+
+
+def test_a_short_fetch_says_when_the_next_scheduled_job_is_due(tq) -> None:
+    """The caller of a short fetch waits idle next: it must know when to look again."""
+    now_id = tq.enqueue_with("t", (1,), strict=False)
+    tq.enqueue_with("t", (2,), strict=False, delay=60)
+    res = tq.run(tq.broker.fetch(["default"], 5, "tok", "w"))
+    assert [j.id for j in res.jobs] == [now_id]
+    assert res.now_ms + 50_000 < res.next_due_ms <= res.now_ms + 60_000

@@ -301,13 +301,18 @@ def test_jobs_finishing_while_the_worker_waits_idle_keep_its_connections(
         time.sleep(0.05)  # finishes after the fetcher went back to its blocking wait
         return i
 
-    with worker_factory(max_concurrent_tasks=4):
+    with worker_factory(max_concurrent_tasks=4) as worker:
         assert client.result(client.enqueue(one, 0), timeout=10) == 0
         before = client.redis.info("stats")["total_connections_received"]
+        fetched = worker.fetcher.fetches
         for i in range(1, 21):  # one at a time: each arrives to an idle worker
             assert client.result(client.enqueue(one, i), timeout=10) == i
         opened = client.redis.info("stats")["total_connections_received"] - before
+        fetches = worker.fetcher.fetches - fetched
     assert opened <= 2, f"{opened} connections opened for 20 jobs"
+    # One fetch per job: a short fetch goes straight back to the idle wait (a safety fetch or a
+    # token left by the previous job's fetch may add one or two).
+    assert fetches <= 23, f"{fetches} fetches for 20 jobs"
 
 
 def test_quiet_ends_an_idle_wait_and_fetches_nothing(client, reg, worker_factory) -> None:

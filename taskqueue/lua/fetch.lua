@@ -24,7 +24,8 @@ Returns: {now_ms, next_due_ms, then ten per leased job: id, task, queue, payload
         failures, max_retries, timeout_ms, wait_ms, stalls}. A tombstone is dropped unrun. A job past its `expires_ms` is not
         leased: it ends `expired` (counted as such; result waiters woken). A job with stalls > 0 (a suspect:
         its worker died while it ran) is always the last of its batch; the caller runs it alone. next_due_ms is the earliest scheduled job
-        of these queues when no job was leased, else -1 (also when none is scheduled).
+        of these queues when fewer jobs than asked were leased (the caller may wait idle next), else -1
+        (also when none is scheduled). A queue left non-empty keeps one wake token.
 ]]
 --@include now_ms
 --@include finish
@@ -155,8 +156,8 @@ for i = 0, nq - 1 do
   end
 end
 
--- Only a caller that got nothing needs to know when to look again.
-if got == 0 then
+-- Only a caller that got fewer than it asked goes idle, and needs to know when to look again.
+if got < want then
   for i = 0, nq - 1 do
     local first = redis.call('ZRANGE', KEYS[5 + i * 4], 0, 0, 'WITHSCORES')
     if first[2] then

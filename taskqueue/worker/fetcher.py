@@ -3,7 +3,8 @@
 Duties:
 1. Fetch a batch of jobs only for free slots (one script call leases them all) and hand each
    to the worker (``Worker.start``); while a backlog drains, wait until half the slots are
-   free.
+   free. After a short fetch (the queues ran dry) go straight to the idle wait: one fetch per
+   job at a low rate, not two.
 2. When idle, block on the queues' wake lists (BLPOP, at most ``max_block``) instead of polling;
    wake early for ``stop()``, quiet, or a scheduled job coming due. A slot freed meanwhile does
    not end the wait: the fetch before it found nothing, and new work pushes a wake token.
@@ -64,7 +65,9 @@ class Fetcher:
             backlog = len(res.jobs) == free
             for job in res.jobs:
                 w.start(job)
-            if res.jobs:
+            # A short fetch found every queue empty (one it left non-empty kept a wake token):
+            # wait idle at once instead of asking again for nothing.
+            if res.jobs and (backlog or burst or w.suspects):
                 continue
             due_in = (res.next_due_ms - res.now_ms) / 1000 if res.next_due_ms >= 0 else None
             if burst and (due_in is None or due_in > 1.0):
