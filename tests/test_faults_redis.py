@@ -12,6 +12,7 @@ import redis
 import redis.exceptions as rx
 
 from taskqueue import TaskQueue
+from taskqueue.client import BATCH
 from taskqueue.errors import PartialEnqueue, RedisUnavailable, TaskQueueError
 from taskqueue.redis_errors import BUG, FATAL, OUTAGE, classify, preflight
 from taskqueue.testing import check_ledger, wait_for
@@ -125,7 +126,7 @@ def test_enqueue_many_at_oom_says_which_jobs_went_in(redis_factory) -> None:
     admin = server.client()
     tq = TaskQueue(server.url)
     used = admin.info("memory")["used_memory"]
-    # Room for one batch of 1,000 jobs with 4 KiB payloads (and its request), not for two.
+    # Room for about 1,000 jobs with 4 KiB payloads (a few batches and their requests), not 3,000.
     admin.config_set("maxmemory", used + 7 * 1024 * 1024)
     calls = [(lt.noop, ("x" * 4096, i)) for i in range(3000)]
     with pytest.raises(PartialEnqueue) as err:
@@ -133,7 +134,7 @@ def test_enqueue_many_at_oom_says_which_jobs_went_in(redis_factory) -> None:
     exc = err.value
     assert isinstance(exc, TaskQueueError)
     assert exc.enqueued and exc.not_enqueued and len(exc.enqueued) + len(exc.not_enqueued) == 3000
-    assert len(exc.enqueued) % 1000 == 0  # whole batches: a script is all or nothing
+    assert len(exc.enqueued) % BATCH == 0  # whole batches: a script is all or nothing
     assert exc.not_enqueued[0] not in exc.enqueued
     freed(admin)
     assert tq.queue_lengths()["default"]["queued"] == len(exc.enqueued)
