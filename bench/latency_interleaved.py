@@ -6,8 +6,10 @@ fresh worker tree (2 processes x 10 slots) that drained a warm-up batch and then
         [--base-tree /path/to/an/older/checkout]   # adds taskqueue-base: that tree's workers
 
 Each job's argument is the wall-clock time just before its enqueue; the task records start -
-enqueue (bench/apps/benchtask.py). Prints p50/p95/p99 (ms) per run with the load, then the
-median and min-max of each over the runs. The producer is this process (the current tree's
+enqueue (bench/apps/benchtask.py). Prints p50/p95/p99 (ms) per run with the load, and the
+load-independent cost of the phase per job: new Redis connections, Redis commands and Redis CPU
+µs (producer, workers and the task's own INCR and sample, all included); then the median and
+min-max of each over the runs. The producer is this process (the current tree's
 client, also for taskqueue-base, whose workers run the older tree).
 """
 
@@ -22,6 +24,16 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH / "apps")]
 WARMUP = 500
+
+
+def _counts(r) -> dict[str, float]:  # noqa: ANN001 - a redis.Redis
+    """Connections accepted, commands run and CPU µs used by the server so far."""
+    cpu = r.info("cpu")
+    return {
+        "connections": r.info("stats")["total_connections_received"],
+        "commands": sum(int(v["calls"]) for v in r.info("commandstats").values()),
+        "redis_us": (cpu["used_cpu_user"] + cpu["used_cpu_sys"]) * 1e6,
+    }
 
 
 def main() -> int:
@@ -47,17 +59,22 @@ def main() -> int:
                     a.enqueue_seq(list(range(WARMUP)))
                     bench.wait_count(tree, WARMUP, 120)
                     time.sleep(1.0)  # idle: every worker back in its blocking wait
+                    before = _counts(bench.r)
                     d = bench.latency(a, tree, args.rate, n_jobs)
+                    after = _counts(bench.r)
                 finally:
                     tree.stop()
+                d |= {k: (after[k] - before[k]) / n_jobs for k in after}
                 res[n].append(d)
                 print(f"{n:16s} p50 {d['p50_ms']:.3f} ms  p95 {d['p95_ms']:.3f}  p99 "
-                      f"{d['p99_ms']:.3f}  load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+                      f"{d['p99_ms']:.3f}  per job: connections {d['connections']:.2f}, "
+                      f"commands {d['commands']:.1f}, Redis CPU {d['redis_us']:.0f} µs  "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     finally:
         for a in adapters.values():
             a.close()
         server.close()
-    print_medians(res, ("p50_ms", "p95_ms", "p99_ms"))
+    print_medians(res, ("p50_ms", "p95_ms", "p99_ms", "connections", "commands", "redis_us"))
     return 0
 
 
