@@ -136,6 +136,11 @@ def scaling_table(result: dict) -> str:
             for size, b in bl.items():
                 out.append(f"| {int(size):,} | {cell(b['enqueue_us'], 1, 1)} | "
                            f"{cell(b['fetch_ack_us_per_job'], 1, 1)} |")  # fmt: skip
+    if not out:
+        return (
+            "\nNot measured in this run (`--no-scaling --no-backlog`); "
+            "`python3 bench/run.py --only taskqueue` measures it.\n"
+        )
     return "\n".join(out) + "\n"
 
 
