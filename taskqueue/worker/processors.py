@@ -102,7 +102,11 @@ class Processors:
         for t in threads:
             t.join(timeout=1.0)
         if self._run is not None and not any(t.is_alive() for t in threads):
-            self._run.client.close()
+            client = self._run.client
+            client.close()
+            pool = getattr(client, "connection_pool", None)  # a cluster client has none
+            if pool is not None:  # close() leaves a pool it was given open
+                pool.disconnect()
 
     # -- the threads ---------------------------------------------------------------------------
     def _grow(self) -> None:
