@@ -432,8 +432,7 @@ async function refresh() {
     renderAlerts(m.alerts);
     await Promise.all([renderJobs(), renderDead()]);
     $("#outage").hidden = true;
-    $("#live").className = "pill live";
-    $("#live").textContent = "live";
+    showLive();
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.loaded = "1";
   } catch (err) {
@@ -443,11 +442,16 @@ async function refresh() {
   }
 }
 
+// A refresh that was in flight when the tab was hidden must not claim to be live.
+function showLive() {
+  $("#live").className = document.hidden ? "pill paused" : "pill live";
+  $("#live").textContent = document.hidden ? "paused (tab hidden)" : "live";
+}
+
 function schedule() {
   clearTimeout(state.timer);
   if (document.hidden) {
-    $("#live").className = "pill paused";
-    $("#live").textContent = "paused (tab hidden)";
+    showLive();
     return;
   }
   state.timer = setTimeout(async () => { await refresh(); schedule(); }, REFRESH_MS);
