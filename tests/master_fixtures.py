@@ -30,7 +30,7 @@ TASKS = "tests.tasks_for_master"
 
 class MasterProc:
     def __init__(self, url: str, flags: list[str], tmp: Path, n: int, env: dict[str, str],
-                 settings: RedisSettings | None = None):  # fmt: skip
+                 settings: RedisSettings | None = None, wrapper: str | None = None):  # fmt: skip
         self.url = url
         self.pidfile = tmp / f"master-{n}.pid"
         self.logpath = tmp / f"master-{n}.log"
@@ -39,6 +39,8 @@ class MasterProc:
         full_env.update(env)
         cmd = [sys.executable, "-m", "taskqueue.cli.worker", "worker", "-r", url,
                "--pidfile", str(self.pidfile), "--log-format", "compact", *flags]  # fmt: skip
+        if wrapper is not None:  # a shell script in front, as deploy tools write them
+            cmd = ["sh", "-c", wrapper, "sh", *cmd]
         self._log = open(self.logpath, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=full_env)  # fmt: skip
@@ -113,10 +115,12 @@ def masters(tmp_path: Path) -> Iterator[Callable[..., MasterProc]]:
     started: list[MasterProc] = []
 
     def start(url: str, *flags: str, env: dict[str, str] | None = None,
-              imports: str = TASKS, settings: RedisSettings | None = None) -> MasterProc:  # fmt: skip
-        """``settings``: how the test itself reaches Redis (credentials not in ``url``)."""
+              imports: str = TASKS, settings: RedisSettings | None = None,
+              wrapper: str | None = None) -> MasterProc:  # fmt: skip
+        """``settings``: how the test itself reaches Redis (credentials not in ``url``).
+        ``wrapper``: a ``sh -c`` script that starts the master from ``"$@"``."""
         args = list(flags) + (["--import", imports] if imports else [])
-        m = MasterProc(url, args, tmp_path, len(started), env or {}, settings)
+        m = MasterProc(url, args, tmp_path, len(started), env or {}, settings, wrapper)
         started.append(m)
         return m
 

@@ -23,3 +23,10 @@ def flaky(i: int = 0) -> None:
 def flaky_slow(i: int = 0) -> None:
     """Fails every time, with retries 2-4 s and 4-8 s apart: room to restart a master."""
     raise Flaky(f"attempt failed ({i})")
+
+
+@task(name="faults.fail_fast", max_retries=1, retry_backoff=0.1, retry_backoff_max=0.5)
+@recorded
+def fail_fast(i: int = 0) -> None:
+    """Fails every time, retried once a fraction of a second later: races with cancels."""
+    raise Flaky(f"attempt failed ({i})")

@@ -202,3 +202,20 @@ def test_server_credentials_reach_every_cluster_node(reg: Registry):
                 TaskQueue(settings, namespace="other", registry=reg).status(other).state == "queued"
             )
             tq.close()
+
+
+def test_tqctl_finds_masters_of_other_namespaces_on_every_shard(cluster_url) -> None:
+    """SCAN is per node: the hint "a master runs in namespace X" must look at every primary."""
+    import time
+
+    from taskqueue.control.client import ControlClient
+    from taskqueue.keys import Keys
+
+    r = connect(RedisSettings(cluster_url))
+    names = [f"ns{i}" for i in range(12)]  # a dozen hash tags land on all three shards
+    for ns in names:
+        r.zadd(Keys(namespace=ns).masters, {f"h:{ns}": int(time.time() * 1000)})
+    assert len({r.get_node_from_key(Keys(namespace=ns).masters).name for ns in names}) > 1
+    found = ControlClient(r, Keys()).other_namespaces()
+    assert sorted(ns for _, ns, _ in found) == sorted(names)
+    r.close()

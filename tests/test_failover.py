@@ -123,3 +123,26 @@ def test_blocking_waits_follow_a_slot_move(redis_cluster: LocalCluster, cluster_
         assert [tq.result(tq.enqueue(twice, i), timeout=60) for i in range(20)] == [
             2 * i for i in range(20)]  # fmt: skip
     tq.close()
+
+
+@pytest.mark.slow
+def test_the_masters_control_inbox_follows_a_slot_move(redis_cluster: LocalCluster, cluster_url,
+                                                        masters) -> None:  # fmt: skip
+    """A master blocked on its control inbox while the namespace's slot moves: a command sent
+    after the move reaches it and is answered (tqctl on a cluster, before and after)."""
+    from taskqueue.connection import connect
+    from taskqueue.control.client import ControlClient
+    from taskqueue.keys import Keys
+
+    m = masters(cluster_url, "-w", "1")
+    m.wait_workers(1, timeout=60)
+    ctl = ControlClient(connect(RedisSettings(cluster_url)), Keys())
+    assert ctl.send(m.id, "scale", {"n": 2}, timeout=30).ok
+    m.wait_workers(2, timeout=60)
+    before = redis_cluster.primary_of("tq:{default}:")
+    assert redis_cluster.move_slot("tq:{default}:") is not before
+    reply = ctl.send(m.id, "scale", {"delta": -1}, timeout=60)
+    assert reply.ok, reply.message
+    m.wait_workers(1, timeout=60)
+    assert [r["id"] for r in ctl.masters()] == [m.id]
+    ctl.redis.close()

@@ -4,8 +4,9 @@
 Beside the skewed host runs a host with a true clock, sharing the queue. If the skewed host
 computed leases with its own clock, an hour behind would hand the other host its running jobs
 (duplicates the ledger refuses) and an hour ahead would keep a killed worker's jobs leased for an
-hour (the wait for recovery below would time out). Delays and retry due times are checked on the
-job records, which hold Redis time.
+hour (the wait for recovery below would time out). Delays are checked on the job records, which
+hold Redis time; expiry is checked both ways; retries are counted (the failing job dies after
+exactly its attempts).
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ def test_a_skewed_host_follows_redis_time(redis_url, masters, tmp_path, skew) ->
     # lease (2 s, Redis time), not after an hour. The true host is stopped while the new jobs are
     # handed out, so that the skewed worker surely holds them (an idle true host could take all).
     assert true.stop(timeout=60) == 0
+    # Expiry follows Redis time on the skewed host: a job due after its deadline ends expired
+    # unrun (an hour behind would run it), one with two minutes to go runs (an hour ahead
+    # would expire it).
+    stale = tq.enqueue_with("ledger.noop", (98,), delay=1.0, expires=0.5)
+    fresh = tq.enqueue_with("ledger.noop", (99,), expires=120)
+    wait_for(lambda: tq.status(stale).state == "expired" and tq.status(fresh).state == "succeeded",
+             60, "the skewed host to expire one job and run the other")  # fmt: skip
+    assert stale not in ledger.runs()
     more = [tq.enqueue_with("ledger.sleep", (3.0, i)) for i in range(4)]
 
     def skewed_runs_all() -> bool:
@@ -79,6 +88,6 @@ def test_a_skewed_host_follows_redis_time(redis_url, masters, tmp_path, skew) ->
     true = masters(redis_url, "-w", "1", "--max-concurrent-tasks", "6", env=env, imports=TASKS)
     wait_for(lambda: all(tq.status(j).state == "succeeded" for j in more), 90,
              "the killed worker's jobs to be recovered and run")  # fmt: skip
-    check_ledger(tq.redis, long + delayed + [flaky] + more, ledger)
+    check_ledger(tq.redis, long + delayed + [flaky, fresh] + more, ledger)
     assert true.stop(timeout=60) == 0
     skewed.stop(timeout=60)

@@ -136,20 +136,31 @@ def test_idempotency_key_is_kept_for_its_ttl_then_reused(redis_url) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["none", "worker_kill", "master_restart"])
+@pytest.mark.parametrize("fault", ["none", "worker_kill", "master_restart", "master_kill",
+                                   "retries"])  # fmt: skip
 def test_cancel_races_end_in_one_state(redis_url, masters, tmp_path, fault) -> None:
     """Cancels fired from two threads at random moments while jobs run, complete, are released
-    by a graceful restart or recovered after a SIGKILLed worker: every job ends in exactly one
+    by a graceful restart, are given back by the master after a SIGKILLed worker, are recovered
+    by lease expiry after a SIGKILLed master (its workers die with it), or wait for a retry
+    (every third job fails once and is retried 0.1-0.5 s later): every job ends in exactly one
     terminal state, a cancelled job's result is never stored, and no job runs after a cancel
     that found it waiting."""
     rng = random.Random(f"cancel-{fault}")
     ledger = Ledger(tmp_path / "ledger.jsonl")
     flags = ("-w", "2", "--max-concurrent-tasks", "4")
-    m = masters(redis_url, *flags, env=ledger.env(), imports=TASKS)
+    env = ledger.env()
+    if fault == "master_kill":  # recovery waits for the dead master's leases to lapse
+        env["TASKQUEUE_WORKERS__LEASE_SECONDS"] = "3"
+    m = masters(redis_url, *flags, env=env, imports=TASKS)
     pids = m.wait_workers(2)
     tq = TaskQueue(redis_url)
-    ids = tq.enqueue_many([("ledger.sleep", (rng.choice([0.0, 0.01, 0.05]), i), {})
-                           for i in range(300)])  # fmt: skip
+
+    def call(i: int) -> tuple:
+        if fault == "retries" and i % 3 == 0:
+            return ("faults.fail_fast", (i,), {})
+        return ("ledger.sleep", (rng.choice([0.0, 0.01, 0.05]), i), {})
+
+    ids = tq.enqueue_many([call(i) for i in range(300)])
     removed_at: dict[str, float] = {}
 
     def canceller(seed: int) -> None:
@@ -171,7 +182,13 @@ def test_cancel_races_end_in_one_state(redis_url, masters, tmp_path, fault) -> N
     elif fault == "master_restart":
         wait_for(lambda: len(ledger.runs()) > 60, 30, "jobs to run")
         assert m.stop() == 0
-        m = masters(redis_url, *flags, env=ledger.env(), imports=TASKS)
+        m = masters(redis_url, *flags, env=env, imports=TASKS)
+    elif fault == "master_kill":
+        wait_for(lambda: len(ledger.runs()) > 60, 30, "jobs to run")
+        ledger.fault("sigkill of the master", pid=None)
+        m.proc.kill()
+        m.wait(10)
+        m = masters(redis_url, *flags, env=env, imports=TASKS)
     for t in threads:
         t.join(60)
     wait_for(lambda: all(tq.status(j).state in ("succeeded", "cancelled", "dead") for j in ids),

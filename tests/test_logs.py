@@ -192,6 +192,13 @@ def test_configure_from_env():
     log.info("hidden")
     log.warning("shown")
     assert [r["message"] for r in json_lines(stream)] == ["shown"]
+    stream = io.StringIO()
+    logs.configure_logging_from_env(
+        {"LOG_LEVEL": "warn", "LOG_FORMAT": "json"}, stream
+    )  # tracing's name
+    log.info("hidden")
+    log.warning("shown too")
+    assert [r["message"] for r in json_lines(stream)] == ["shown too"]
     env = {"TASKQUEUE_LOGGING__ENABLE_TASK_LIFECYCLE": "false", "LOG_LEVEL": "INFO"}
     logs.configure_logging_from_env(env, stream)
     logs.lifecycle(log, "started", **FIELDS)

@@ -108,6 +108,16 @@ def test_a_master_record_missing_fields_still_reads() -> None:
     assert (m.busy, m.slots, m.utilization, m.rss, m.autoscaler) == (2, 10, 0.2, 5, None)
 
 
+def test_a_worker_reports_its_uptime_and_an_older_record_none() -> None:
+    m = master_from_record(
+        {"id": "h:1", "workers": [{"index": 1, "started": 1000.0}, {"index": 2}]}
+    )
+    new, old = (w.as_dict(1_090_000) for w in m.workers)
+    assert (new["started"], new["uptime_s"]) == (1000.0, 90.0)
+    assert (old["started"], old["uptime_s"]) == (None, None)
+    assert m.as_dict(1_090_000)["workers"][0]["uptime_s"] == 90.0
+
+
 def test_counts_and_depths_match_the_jobs_run(tq, reg) -> None:
     run_known_jobs(tq, reg)
     tq.enqueue_with("ok", (1,), queue="low_priority", strict=False)  # no worker reads it

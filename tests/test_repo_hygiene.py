@@ -63,3 +63,18 @@ def test_guard_recognises_what_it_must_refuse() -> None:
     assert _problem("build/lib/taskqueue/jobs.py") is not None
     assert _problem("dist/taskqueue-0.1.0.tar.gz") is not None
     assert _problem("taskqueue/jobs.py") is None
+
+
+def test_the_package_metadata_installs_without_deprecation_warnings() -> None:
+    """setuptools warns (three times per install) about ``project.license`` as a TOML table and
+    about license classifiers: the licence is an SPDX string, and the setuptools that reads it
+    (77+) is the one the build requires."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert isinstance(meta["project"]["license"], str)
+    assert not [c for c in meta["project"].get("classifiers", []) if c.startswith("License ::")]
+    assert "setuptools>=77" in meta["build-system"]["requires"]

@@ -253,6 +253,16 @@ def test_misfire_after_an_outage(redis_url: str, policy: str) -> None:
     assert int(state[b"next_ms"]) > redis_ms(r) - 1000
 
 
+@pytest.mark.cluster
+def test_a_keeper_fires_on_every_topology(redis_url: str) -> None:
+    """The scheduler's reads (Redis time, the due set) and its scripts run on Redis Cluster too."""
+    k = keeper(redis_url, records(("tick", {"every": 1})))
+    run_for([k], 2.5)
+    assert k.fired >= 2
+    [row] = list_schedules(k.redis.client, KEYS)
+    assert row["last_job"] and row["last_outcome"] == "queued"
+
+
 def test_sync_keeps_state_updates_changes_and_removes_the_rest(redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
     k = keeper(redis_url, records(("a", {"every": 60}), ("b", {"cron": "0 3 * * *"})))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import psutil
@@ -83,6 +84,7 @@ def test_status_json_has_the_documented_fields_and_no_password(redis_factory, ma
     for field in (
         "index",
         "pid",
+        "started",
         "state",
         "rss",
         "uss",
@@ -93,6 +95,7 @@ def test_status_json_has_the_documented_fields_and_no_password(redis_factory, ma
         "processed",
     ):
         assert field in rec["workers"][0]
+    assert 0 < time.time() - rec["workers"][0]["started"] < 3600  # a worker's uptime
     assert {"queue", "queued", "scheduled", "active", "paused", "succeeded_per_min"} <= set(
         snap["queues"][0]
     )

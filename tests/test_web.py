@@ -261,3 +261,23 @@ def test_the_api_answers_on_redis_cluster(web, cluster_url, reg) -> None:
         assert r.status_code == 200, (path, r.text)
     assert srv.get(f"{P}/stats").json()["queues"]["default"]["succeeded"] == 13
     tq.close()
+
+
+@pytest.mark.slow
+def test_a_scale_request_reaches_a_live_master(web, masters, redis_url) -> None:
+    m = masters(redis_url, "-w", "1")
+    m.wait_workers(1)
+    srv = web(redis_url, env={"TASKQUEUE_WEB__TOKEN": TOKEN})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = srv.http.post(f"{P}/masters/{m.id}/scale", headers=auth, json={"workers": 3})
+    assert r.status_code == 200 and r.json()["ok"] and r.json()["master"] == m.id, r.text
+    m.wait_workers(3, timeout=60)
+    r = srv.http.post(f"{P}/masters/{m.id}/scale", headers=auth, json={"delta": -1})
+    assert r.status_code == 200 and r.json()["ok"], r.text
+    m.wait_workers(2, timeout=60)
+    fams = {f.name: f for f in text_string_to_metric_families(srv.get("/metrics").text)}
+    ups = [s for s in fams["taskqueue_worker_uptime_seconds"].samples if s.labels["master"] == m.id]
+    assert len(ups) == 2 and all(0 <= s.value < 3600 for s in ups)
+    r = srv.http.post(f"{P}/masters/{m.id}/scale", headers=auth, json={"workers": 0})
+    assert r.status_code == 409 and "between 1 and 1024" in r.json()["message"], r.text
+    m.wait_workers(2, timeout=60)

@@ -2,7 +2,7 @@
 
 Duties:
 1. ``read``: the namespace's ``MetricsSnapshot`` with the one-minute window only
-   (``taskqueue.metrics.read_snapshot``: two pipelined round trips), once per sample.
+   (``taskqueue.metrics.read_snapshot``: three round trips), once per sample.
 2. ``sample_from_snapshot``: the adapter from the snapshot and what the master knows of its own
    workers (``Pool``) to a ``Sample``: jobs waiting in the master's queues (weighted by queue
    priority), the last minute's error rate, mean run time, p95 queue wait and latency, and the

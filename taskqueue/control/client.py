@@ -68,23 +68,30 @@ class ControlClient:
         run. Best effort: a few SCAN calls; a user whose ACL forbids them gets ``[]``."""
         found: list[tuple[str, str, int]] = []
         cutoff = int(time.time() * 1000) - STALE_MS
-        cursor, scans = 0, 0
+        scans = 0
         try:
-            while True:
-                cursor, keys = self.redis.scan(cursor, match="*:{*}:masters", count=1000)
-                for raw in keys:
-                    key = raw.decode("utf-8", "replace")
-                    if key == self.keys.masters:
-                        continue
-                    live = self.redis.zcount(key, cutoff, "+inf")
-                    prefix, _, rest = key.partition(":{")
-                    if live and rest.endswith("}:masters"):
-                        found.append((prefix, rest[: -len("}:masters")], live))
-                scans += 1
-                if cursor == 0 or scans >= max_scans:
-                    return sorted(found)
+            for node in self._nodes():
+                cursor = None
+                while cursor != 0 and scans < max_scans:
+                    cursor, keys = node.scan(cursor or 0, match="*:{*}:masters", count=1000)
+                    scans += 1
+                    for raw in keys:
+                        key = raw.decode("utf-8", "replace")
+                        if key == self.keys.masters:
+                            continue
+                        live = self.redis.zcount(key, cutoff, "+inf")
+                        prefix, _, rest = key.partition(":{")
+                        if live and rest.endswith("}:masters"):
+                            found.append((prefix, rest[: -len("}:masters")], live))
         except redis.exceptions.RedisError:
             return []
+        return sorted(found)
+
+    def _nodes(self) -> list[Any]:
+        """What SCAN walks: the one server, or each primary of a Redis Cluster (SCAN is per node)."""
+        if isinstance(self.redis, redis.RedisCluster):
+            return [self.redis.get_redis_connection(n) for n in self.redis.get_primaries()]
+        return [self.redis]
 
     def targets(self, master: str | None, all_: bool) -> list[str]:
         live = [m["id"] for m in self.masters()]

@@ -54,6 +54,8 @@ class Autoscale:
         self._last_hold: tuple[str, ...] = ()
         #: Decisions since start by outcome: up, down (applied), refused, recycle.
         self.counts = {"up": 0, "down": 0, "refused": 0, "recycle": 0}
+        #: When each applied step of the last hour happened (the history keeps only ``KEEP``).
+        self.applied: deque[float] = deque()
 
     def configure(self, cfg: Any) -> None:
         self.enabled = cfg.autoscaler.enabled
@@ -173,6 +175,8 @@ class Autoscale:
         """Log steps, refusals, recycles, and each change in why a signal is held back
         (blocked, cooldown, pinned, at max, no idle worker); not the quiet samples between."""
         notable = tuple(n for n in NOTABLE if any(n in r for r in d.reasons))
+        if d.action in ("up", "down") and outcome == "applied":
+            self.applied.append(time.time())
         if d.action != "hold" or outcome != "held" or (notable and notable != self._last_hold):
             entry = {"at": time.time(), "outcome": outcome, **d.as_dict()}
             (self.holds if d.action == "hold" and outcome == "held" else self.steps).append(entry)
@@ -183,6 +187,11 @@ class Autoscale:
         self._last_hold = notable
 
     # -- status ----------------------------------------------------------------------------------
+    def scalings_last_hour(self, wall_now: float) -> int:
+        while self.applied and self.applied[0] < wall_now - 3600:
+            self.applied.popleft()
+        return len(self.applied)
+
     def describe(self, now: float) -> dict[str, Any]:
         """The ``autoscaler`` object of the master's status record (``{"enabled": false}`` when
         off): ``pinned`` (count or null) and ``pinned_by``, ``min_workers``/``max_workers``,
@@ -190,8 +199,9 @@ class Autoscale:
         ``initial_thresholds``, ``adaptive``, ``adjustments`` (at, why, changes), ``sla``,
         ``baseline_ms`` (run-time baseline), ``cooldown_left`` {up, down} (s), ``signals``
         {up, down, required} (consecutive counts), ``decisions`` {up, down, refused, recycle}
-        (counts since start), ``last`` and ``history`` (recent entries: at (epoch s), outcome,
-        action, count, workers, target, reasons, metrics, thresholds, recycle)."""
+        (counts since start), ``scalings_last_hour`` (applied steps), ``last`` and ``history``
+        (recent entries: at (epoch s), outcome, action, count, workers, target, reasons, metrics,
+        thresholds, recycle)."""
         if not self.enabled:
             return {"enabled": False}
         p, st = self.policy, self.state
@@ -205,6 +215,6 @@ class Autoscale:
             "sla": vars(p.sla), "baseline_ms": st.baseline_ms,
             "cooldown_left": {k: round(v, 1) for k, v in st.cooldown_left(p, now).items()},
             "signals": {"up": st.up_streak, "down": st.down_streak, "required": p.consecutive},
-            "decisions": dict(self.counts),
+            "decisions": dict(self.counts), "scalings_last_hour": self.scalings_last_hour(time.time()),
             "last": history[-1] if history else None, "history": history,
         }  # fmt: skip

@@ -7,7 +7,7 @@ Duties:
 2. ``next_due``: the loop sleeps until the earliest next slot Redis knows, converted from Redis
    time to this host's monotonic clock (at most ``MAX_SLEEP``, the safety net for a schedule
    another host added; ``wake`` cuts the sleep short when tqctl resumes a schedule).
-3. ``tick``: read the due schedules (one round trip), ``plan`` each (misfire policy), and apply
+3. ``tick``: read Redis time, then the due schedules, ``plan`` each (misfire policy), and apply
    the steps through ``schedule_fire`` (one pipelined round trip). Several masters may do this
    at once: the script's compare-and-set lets exactly one step per slot land.
 Redis outages: every call goes through ``RedisGuard``; a failed pass is retried a second later.
@@ -96,10 +96,9 @@ class PeriodicKeeper:
 
     def _read_due(self) -> tuple[int, list[tuple[str, int]], float] | None:
         def go() -> list[Any]:
-            pipe = self.redis.client.pipeline(transaction=False)
-            pipe.time()
-            pipe.zrange(self.keys.due, 0, BATCH - 1, withscores=True)
-            return pipe.execute()
+            # TIME alone: a Redis Cluster pipeline refuses keyless commands.
+            return [self.redis.client.time(),
+                    self.redis.client.zrange(self.keys.due, 0, BATCH - 1, withscores=True)]  # fmt: skip
 
         got = self.redis.call(go)
         if got is None:

@@ -129,8 +129,11 @@ def evaluate(snap: MetricsSnapshot, th: Thresholds, priority: Sequence[str] = ()
 
 
 def scalings_last_hour(state: Mapping[str, Any] | None, now_s: float) -> int | None:
-    """Scaling steps a master's autoscaler applied in the hour before ``now_s`` (None: the
-    master publishes no autoscaler history)."""
+    """Scaling steps a master's autoscaler applied in the hour before ``now_s``: its own count
+    (``scalings_last_hour``), or, from an older master, the steps its short history holds
+    (None: the master publishes no autoscaler history)."""
+    if state and isinstance(state.get("scalings_last_hour"), int):
+        return int(state["scalings_last_hour"])
     if not state or not isinstance(state.get("history"), list):
         return None
     return sum(

@@ -138,6 +138,7 @@ def master_from_record(rec: Mapping[str, Any]) -> MasterMetrics:
             processed=_int(w.get("processed")),
             generation=_int(w.get("generation")),
             jobs=tuple(w.get("jobs") or ()),
+            started=float(w.get("started") or 0.0),
         )
         for w in rec.get("workers") or ()
         if isinstance(w, Mapping)

@@ -194,10 +194,16 @@ class WorkerMetrics:
     processed: int
     generation: int = 0
     jobs: tuple[Mapping[str, Any], ...] = ()
+    started: float = 0.0  # wall clock (s) when the master spawned it; 0: an older master
 
-    def as_dict(self) -> dict[str, Any]:
+    def uptime_s(self, now_ms: int) -> float | None:
+        return max(0.0, now_ms / 1000 - self.started) if self.started else None
+
+    def as_dict(self, now_ms: int) -> dict[str, Any]:
+        up = self.uptime_s(now_ms)
         return {
             "master": self.master, "index": self.index, "pid": self.pid, "state": self.state,
+            "started": self.started or None, "uptime_s": None if up is None else round(up, 1),
             "generation": self.generation, "busy": self.busy, "slots": self.slots,
             "utilization": _round(_ratio(self.busy, self.slots)), "rss": self.rss,
             "uss": self.uss, "cpu": self.cpu, "processed": self.processed,
@@ -266,7 +272,7 @@ class MasterMetrics:
             "busy": self.busy, "slots": self.slots, "utilization": _round(self.utilization),
             "rss": self.rss, "uss": self.uss, "processed": self.processed,
             "autoscaler": dict(self.autoscaler) if self.autoscaler is not None else None,
-            "workers": [w.as_dict() for w in self.workers],
+            "workers": [w.as_dict(now_ms) for w in self.workers],
         }  # fmt: skip
 
 

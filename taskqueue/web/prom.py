@@ -14,7 +14,8 @@ private registry holding one ``TaskQueueCollector``. Families (seconds and bytes
 - ``taskqueue_master_workers{master}``, ``taskqueue_master_slots{master}``,
   ``taskqueue_master_busy_slots{master}``, ``taskqueue_master_uptime_seconds{master}``;
 - ``taskqueue_worker_memory_bytes{master,worker,kind}`` (rss, uss),
-  ``taskqueue_worker_processed_total{master,worker}``;
+  ``taskqueue_worker_processed_total{master,worker}``,
+  ``taskqueue_worker_uptime_seconds{master,worker}``;
 - ``taskqueue_alert_active{alert,severity}``; ``taskqueue_sla_value{target}``,
   ``taskqueue_sla_target{target}``, ``taskqueue_sla_violated{target}``;
 - ``taskqueue_autoscaler_enabled{master}``, ``taskqueue_autoscaler_pinned_workers{master}``
@@ -137,6 +138,8 @@ class TaskQueueCollector:
                                 labels=["master", "worker", "kind"])  # fmt: skip
         done = CounterMetricFamily("taskqueue_worker_processed", "Jobs a worker process finished",
                                    labels=["master", "worker"])  # fmt: skip
+        wup = GaugeMetricFamily("taskqueue_worker_uptime_seconds", "Worker process uptime",
+                                labels=["master", "worker"])  # fmt: skip
         for m in snap.masters:
             fams["workers"].add_metric([m.id], len(m.workers))
             fams["slots"].add_metric([m.id], m.slots)
@@ -146,7 +149,9 @@ class TaskQueueCollector:
                 mem.add_metric([m.id, str(w.index), "rss"], w.rss)
                 mem.add_metric([m.id, str(w.index), "uss"], w.uss)
                 done.add_metric([m.id, str(w.index)], w.processed)
-        yield from (*fams.values(), mem, done)
+                if (up := w.uptime_s(snap.taken_ms)) is not None:
+                    wup.add_metric([m.id, str(w.index)], up)
+        yield from (*fams.values(), mem, done, wup)
 
     def _alerts_and_sla(self, snap) -> Iterator[Metric]:
         active = GaugeMetricFamily("taskqueue_alert_active", "1 for each active alert",
