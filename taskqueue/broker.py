@@ -151,12 +151,15 @@ class Broker:
         return Call("enqueue", keys, args, parse)
 
     # -- workers ---------------------------------------------------------------------------
-    def fetch(self, queues: Sequence[str], n: int, token: str, worker: str) -> Call:
+    def fetch(self, queues: Sequence[str], n: int, token: str, worker: str,
+              halt: bool = False) -> Call:  # fmt: skip
+        """``halt``: sent behind a blocking wait that also watches ``keys.halt(worker)``."""
         k = self.keys
         keys = [k.paused, k.stats, k.tombs]
         for q in queues:
             keys += [k.ready(q), k.scheduled(q), k.active(q), k.wake(q)]
-        args = [n, self.lease_ms, token, worker, k.base, PROMOTE_BATCH, SKIP_BATCH, *queues]
+        args = [n, self.lease_ms, token, worker, k.base, PROMOTE_BATCH, SKIP_BATCH,
+                "1" if halt else "", *queues]  # fmt: skip
 
         def parse(raw: list) -> FetchResult:
             jobs = [

@@ -80,6 +80,10 @@ class Keys:
     def held(self, worker: str) -> str:
         return self.base + "held:" + worker
 
+    def halt(self, worker: str) -> str:
+        """The list a worker pushes to end its own blocking wait (``fetch.lua``, ARGV[8])."""
+        return self.base + "halt:" + worker
+
     def schedule(self, name: str) -> str:
         return self.base + "sched:" + name
 

@@ -82,6 +82,37 @@ class AsyncRunner:
             raw = await client.execute_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
         return call.parse(raw)
 
+    async def after_wait(self, keys: list[str], timeout: float, call: Call) -> tuple[Any, Any]:
+        """BLPOP ``keys`` for up to ``timeout`` s with ``call`` sent right behind it on the same
+        connection: Redis runs the call the moment the wait ends, a round trip sooner than a
+        wait and then a call. Returns (the BLPOP reply, the call's parsed reply). Cancelled,
+        it drops the connection (its replies are unknown). Not on a cluster (redis-py's
+        cluster client routes command by command)."""
+        pool = self.client.connection_pool
+        try:
+            conn = await pool.get_connection()
+        except TypeError:  # redis-py before 5.3 wants a command name
+            conn = await pool.get_connection("BLPOP")
+        settled, noscript = False, False
+        try:
+            await conn.send_packed_command(conn.pack_commands([
+                ("BLPOP", *keys, timeout),
+                ("EVALSHA", sha(call.script), len(call.keys), *call.keys, *call.args),
+            ]))  # fmt: skip
+            popped = await conn.read_response(timeout=timeout + (conn.socket_timeout or 5.0))
+            try:
+                raw = await conn.read_response()
+            except redis.exceptions.NoScriptError:
+                noscript = True
+            settled = True
+        finally:
+            if not settled:
+                await conn.disconnect()
+            await pool.release(conn)
+        if noscript:  # a restarted or flushed Redis: load the script and run the call again
+            return popped, await self(call)
+        return popped, call.parse(raw)
+
     async def acked(self, call: Call, replicas: int, timeout: float) -> tuple[Any, int]:
         """``SyncRunner.acked`` for asyncio."""
         if is_cluster(self.client):

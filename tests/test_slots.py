@@ -165,6 +165,11 @@ def scenario(run: CoverageRunner, cell: redis.Redis) -> None:
     # fetch with nothing ready: reports the next scheduled job.
     run(b.enqueue([job("later", delay_ms=600_000)]))
     assert fetch(b, 1, "t3").__len__() == 0
+    # fetch behind an idle wait that the worker ended itself (its halt list): leases nothing.
+    cell.lpush(KEYS.halt("w"), 1)
+    run(b.enqueue([job("h1")]))
+    assert run(b.fetch(["q1"], 1, "t4", "w", halt=True)).jobs == []
+    assert [j.id for j in run(b.fetch(["q1"], 1, "t4", "w", halt=True)).jobs] == ["h1"]
     # ack: a waiter woken; a wrong token counted as a duplicate.
     assert run(b.ack([(leased[0], b"\xc0")])) == [True]
     assert run(b.ack([(leased[0], b"\xc0")])) == [False]

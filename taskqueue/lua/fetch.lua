@@ -19,7 +19,12 @@ ARGV[6] promote     most scheduled jobs to promote per queue in this call
 ARGV[7] skip_max    most popped ids not leased in this call (tombstones: cancelled, or their record
         gone; expired; corrupt). Past it the fetch ends short, leaving a wake token, so one call
         stays bounded behind a long run of cancelled jobs
-ARGV[8..] one per queue: the queue name, same order as KEYS
+ARGV[8] halt        '1' when the caller sent this call right behind its blocking wait (BLPOP) on one
+        connection, so that Redis runs it the moment the wait ends. The wait also watches
+        `<base>halt:<worker>` (derived, same hash tag), which the worker pushes two items to
+        when it stops or quiets: the wait pops one, this call finds the other, drops the list
+        and leases nothing. '' : no such check
+ARGV[9..] one per queue: the queue name, same order as KEYS
 Returns: {now_ms, next_due_ms, then ten per leased job: id, task, queue, payload, attempts,
         failures, max_retries, timeout_ms, wait_ms, stalls}. A tombstone is dropped unrun. A job past its `expires_ms` is not
         leased: it ends `expired` (counted as such; result waiters woken). A job with stalls > 0 (a suspect:
@@ -58,6 +63,13 @@ local promote_limit = tonumber(ARGV[6])
 local held_key = base .. 'held:' .. worker
 local skip_max = tonumber(ARGV[7])
 local skipped = 0
+if ARGV[8] == '1' then
+  local halt_key = base .. 'halt:' .. worker
+  if redis.call('LLEN', halt_key) > 0 then
+    redis.call('DEL', halt_key)
+    return {now, -1}
+  end
+end
 local nq = (#KEYS - 3) / 4
 local out = {now, -1}
 local got = 0
@@ -75,7 +87,7 @@ end
 
 for i = 0, nq - 1 do
   if got >= want or skipped >= skip_max then break end
-  local queue = ARGV[8 + i]
+  local queue = ARGV[9 + i]
   if redis.call('SISMEMBER', KEYS[1], queue) == 0 then
     local ready, active, wake_key = KEYS[4 + i * 4], KEYS[6 + i * 4], KEYS[7 + i * 4]
     -- Pop until the batch is full, the list is empty, or skip_max ids were not leased.

@@ -22,6 +22,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from ..broker import FetchResult
+from ..connection import is_cluster
+
 if TYPE_CHECKING:
     from .core import Worker
 
@@ -29,6 +32,8 @@ log = logging.getLogger("taskqueue.worker")
 debug = functools.partial(log.isEnabledFor, logging.DEBUG)
 #: An idle worker fetches after this many empty blocking waits even without a wake token.
 SAFETY_FETCH_EVERY = 6
+#: Seconds to wait for Redis to end our own idle wait (stop, quiet) before dropping it.
+HALT_WAIT = 2.0
 
 
 class Fetcher:
@@ -37,27 +42,35 @@ class Fetcher:
     def __init__(self, worker: Worker) -> None:
         self.w = worker
         self.fetches = 0
+        #: Send the fetch behind the idle wait on one connection (not on a cluster, where
+        #: redis-py routes command by command).
+        self.pipelined = False
 
     async def run(self, burst: bool) -> None:
         w = self.w
         wakeup = w.wakeup
+        self.pipelined = not is_cluster(w.link.redis)
         #: After a fetch that filled every slot it asked for (a backlog), wait for this many free
         #: slots before fetching again: fewer, larger fetches (a call costs about the same in
         #: Redis and here whatever its size). After a short fetch, any free slot fetches.
         refill = max(1, w.max_concurrent // 2)
         backlog = False
-        while not w.stopping:
-            free = w.max_concurrent - w.busy
-            if free <= 0 or w.quiet or w.suspects or (backlog and free < refill and w.busy):
-                wakeup.clear()
-                await wakeup.wait()
-                continue
-            self.fetches += 1
-            token = f"{w.name}:{self.fetches}"
-            settled_before = w.settled_count
-            res = await w.link.run(w.broker.fetch(w.queues, free, token, w.name))
-            if res is None:
-                continue
+        got: tuple[FetchResult, int, int] | None = None  # the fetch behind the last idle wait
+        while got is not None or not w.stopping:
+            if got is None:
+                free = w.max_concurrent - w.busy
+                if free <= 0 or w.quiet or w.suspects or (backlog and free < refill and w.busy):
+                    wakeup.clear()
+                    await wakeup.wait()
+                    continue
+                self.fetches += 1
+                settled_before = w.settled_count
+                fetch = w.broker.fetch(w.queues, free, f"{w.name}:{self.fetches}", w.name)
+                res = await w.link.run(fetch)
+                if res is None:
+                    continue
+            else:
+                (res, free, settled_before), got = got, None
             if debug():
                 log.debug("fetch %d: leased %d of %d free slot(s)%s", self.fetches,
                           len(res.jobs), free, "".join(f"; {j.task}[{j.id}] from {j.queue}"
@@ -65,6 +78,8 @@ class Fetcher:
             backlog = len(res.jobs) == free
             for job in res.jobs:
                 w.start(job)
+            if w.stopping:
+                return
             # A short fetch found every queue empty (one it left non-empty kept a wake token):
             # wait idle at once instead of asking again for nothing.
             if res.jobs and (backlog or burst or w.suspects):
@@ -80,18 +95,74 @@ class Fetcher:
                 wakeup.clear()
                 await wakeup.wait()
                 continue
-            await self._idle(due_in)
+            got = await self._idle(due_in)
 
-    async def _idle(self, due_in: float | None) -> None:
+    async def _idle(self, due_in: float | None) -> tuple[FetchResult, int, int] | None:
         """Block until there may be work: a wake token, a scheduled job coming due, stop() or
         quiet. Every change that makes work available pushes a wake token, so a block that
-        times out without one needs no fetch (a safety fetch still runs once a minute)."""
+        times out without one needs no fetch (a safety fetch still runs once a minute).
+        Pipelined, the fetch behind the wait always runs: its result, free slots and settled
+        count are returned (a timeout costs one empty fetch per ``max_block``)."""
         max_block = self.w.link.max_block
         due_at = None if due_in is None else time.monotonic() + due_in
         for _ in range(SAFETY_FETCH_EVERY):
             left = max_block if due_at is None else due_at - time.monotonic()
-            if left <= 0 or await self._block(max(0.005, min(left, max_block))):
-                return
+            timeout = max(0.005, min(left, max_block))
+            if self.pipelined and left > 0:
+                return await self._wait_then_fetch(timeout)
+            if left <= 0 or await self._block(timeout):
+                return None
+        return None
+
+    async def _wait_then_fetch(self, timeout: float) -> tuple[FetchResult, int, int] | None:
+        """The idle wait with the fetch sent right behind it on the same connection: when a
+        wake token comes, Redis leases the job at once (one hop instead of two). stop() or
+        quiet end the wait through the worker's own halt list; the fetch then finds the second
+        item pushed there and leases nothing (``fetch.lua`` ARGV[8]). Never cancelled with a
+        fetch pending, unless Redis does not answer the halt."""
+        w = self.w
+        w.halt.clear()
+        if w.stopping or w.quiet:  # raced with the clear() above: its halt may be gone
+            return None
+        free = w.max_concurrent - w.busy
+        self.fetches += 1
+        settled_before = w.settled_count
+        halt_key = w.keys.halt(w.name)
+        fetch = w.broker.fetch(w.queues, free, f"{w.name}:{self.fetches}", w.name, halt=True)
+        keys = [w.keys.wake(q) for q in w.queues] + [halt_key]
+        pair = asyncio.ensure_future(w.link.call.after_wait(keys, timeout, fetch))
+        stop = asyncio.ensure_future(w.halt.wait())
+        done, _ = await asyncio.wait({pair, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if pair not in done:
+            await self._push_halt(halt_key)
+            done, _ = await asyncio.wait({pair}, timeout=HALT_WAIT)
+            if pair not in done:
+                pair.cancel()  # Redis did not answer: drop the connection (leases lapse)
+        stop.cancel()
+        try:
+            popped, res = await pair
+        except asyncio.CancelledError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - classified and logged by the link
+            await w.link.outage(exc, "BLPOP of the wake lists and fetch")
+            return None
+        w.link.reconnected()
+        if debug():
+            why = f"wake token on {popped[0].decode()}" if popped else f"nothing in {timeout:.1f}s"
+            log.debug("idle wait ended: %s", why)
+        return res, free, settled_before
+
+    async def _push_halt(self, halt_key: str) -> None:
+        """End our own blocking wait: two items, one for the wait to pop, one for the fetch
+        behind it to find (and then lease nothing). They expire if nobody takes them."""
+        client = self.w.link.redis
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.lpush(halt_key, 1, 1)
+            pipe.pexpire(halt_key, 60_000)
+            await asyncio.wait_for(pipe.execute(), HALT_WAIT)
+        except Exception as exc:  # noqa: BLE001 - the wait is cancelled next; logged here
+            log.debug("could not end the idle wait through Redis: %r", exc)
 
     async def _block(self, timeout: float) -> bool:
         """Wait for a wake token on any of our queues, for ``stop()`` or quiet, or for the
