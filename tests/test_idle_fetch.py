@@ -1,0 +1,68 @@
+"""An idle worker's fetch waits in Redis right behind its blocking wait (one connection, no
+round trip between a wake token and the lease); stop and quiet end that wait without leasing.
+On one server only: on a cluster the fetch follows the wait (redis-py routes each command)."""
+
+from __future__ import annotations
+
+import time
+
+from taskqueue import task
+from taskqueue.context import current_job
+from taskqueue.testing import wait_for
+
+
+def test_the_fetch_waits_in_redis_behind_the_blocking_wait(client, reg, worker_factory):
+    @task(name="f", registry=reg)
+    def f(i: int) -> str:
+        return current_job().token  # type: ignore[union-attr]
+
+    def queued_behind_a_wait() -> bool:
+        return any(c["cmd"] == "blpop" and int(c["qbuf"]) > 0 for c in client.redis.client_list())
+
+    with worker_factory() as worker:
+        wait_for(lambda: worker.fetcher.waiting, 10, "the idle wait")
+        assert worker.fetcher.pipelined
+        wait_for(queued_behind_a_wait, 10, "a BLPOP with a command queued behind it")
+        waiting = f"{worker.name}:{worker.fetcher.fetches}"  # the token of the fetch in Redis
+        # The job is leased by the fetch that waited behind the wait, not by a later one.
+        assert client.result(client.enqueue(f, 7), timeout=10) == waiting
+
+
+def test_stop_ends_the_idle_wait_at_once_and_leases_nothing(client, reg, worker_factory):
+    with worker_factory() as worker:
+        wait_for(lambda: worker.fetcher.waiting, 10, "the idle wait")
+        t = time.monotonic()
+        worker.stop()
+        wait_for(lambda: not worker.fetcher.waiting, 5, "the wait to end")
+        assert time.monotonic() - t < 5  # not the 10 s block: the halt list ended it
+        wait_for(lambda: not client.redis.exists(client.keys.halt(worker.name)), 5,
+                 "the fetch behind the wait to drop the halt list")  # fmt: skip
+
+
+def test_a_job_leased_as_the_worker_quiets_goes_back_unstarted(client, reg, worker_factory):
+    """The fetch sent behind an idle wait can lease a job in the instant between quiet and the
+    worker's halt reaching Redis. Here the job always wins that race (it is enqueued where the
+    halt would be pushed): it goes back to its queue unstarted, with no attempt spent, and runs
+    once after the worker resumes."""
+    ran: list[int] = []
+
+    @task(name="r", registry=reg)
+    def r(i: int) -> int:
+        ran.append(i)
+        return i
+
+    with worker_factory() as worker:
+        assert client.result(client.enqueue(r, 0), timeout=10) == 0
+        wait_for(lambda: worker.fetcher.waiting, 10, "the idle wait")
+        job: dict[str, str] = {}
+
+        async def job_first(halt_key: str) -> None:
+            job["id"] = client.enqueue(r, 1)
+
+        worker.fetcher._push_halt = job_first  # type: ignore[method-assign]
+        worker._loop.call_soon_threadsafe(worker.set_quiet, True)  # type: ignore[union-attr]
+        wait_for(lambda: worker.fetcher.given_back == 1, 10, "the leased job to go back")
+        assert client.status(job["id"]).state == "queued" and ran == [0]
+        assert client.redis.hget(client.keys.job(job["id"]), "attempts") == b"0"
+        worker._loop.call_soon_threadsafe(worker.set_quiet, False)  # type: ignore[union-attr]
+        assert client.result(job["id"], timeout=10) == 1 and ran == [0, 1]
