@@ -66,3 +66,17 @@ def test_a_job_leased_as_the_worker_quiets_goes_back_unstarted(client, reg, work
         assert client.redis.hget(client.keys.job(job["id"]), "attempts") == b"0"
         worker._loop.call_soon_threadsafe(worker.set_quiet, False)  # type: ignore[union-attr]
         assert client.result(job["id"], timeout=10) == 1 and ran == [0, 1]
+
+
+def test_a_script_flush_during_the_idle_wait_loses_nothing(client, reg, worker_factory):
+    """The fetch queued behind the wait meets NOSCRIPT (a restarted or flushed Redis): the
+    worker loads the script and fetches again; the job that woke it runs."""
+
+    @task(name="g", registry=reg)
+    def g(i: int) -> int:
+        return i
+
+    with worker_factory() as worker:
+        wait_for(lambda: worker.fetcher.waiting, 10, "the idle wait")
+        client.redis.script_flush()
+        assert client.result(client.enqueue(g, 5), timeout=10) == 5
