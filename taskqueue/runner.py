@@ -99,7 +99,9 @@ class AsyncRunner:
                 ("BLPOP", *keys, timeout),
                 ("EVALSHA", sha(call.script), len(call.keys), *call.keys, *call.args),
             ]))  # fmt: skip
-            popped = await conn.read_response(timeout=timeout + (conn.socket_timeout or 5.0))
+            # As _AsyncBlockAware reads a lone BLPOP: the block plus the command timeout.
+            limit = timeout + conn.socket_timeout if conn.socket_timeout else None
+            popped = await conn.read_response(timeout=limit)
             try:
                 raw = await conn.read_response()
             except redis.exceptions.NoScriptError:

@@ -257,7 +257,9 @@ def test_misfire_after_an_outage(redis_url: str, policy: str) -> None:
 def test_a_keeper_fires_on_every_topology(redis_url: str) -> None:
     """The scheduler's reads (Redis time, the due set) and its scripts run on Redis Cluster too."""
     k = keeper(redis_url, records(("tick", {"every": 1})))
-    run_for([k], 2.5)
+    end = time.monotonic() + 60
+    while k.fired < 2 and time.monotonic() < end:
+        run_for([k], 0.5)
     assert k.fired >= 2
     [row] = list_schedules(k.redis.client, KEYS)
     assert row["last_job"] and row["last_outcome"] == "queued"

@@ -29,7 +29,6 @@ class WorkerHandle:
     channel: Channel
     slots: int
     spawned: float = field(default_factory=time.monotonic)
-    started: float = field(default_factory=time.time)  # wall clock, for the status record
     last_beat: float = field(default_factory=time.monotonic)
     up: bool = False
     retiring: bool = False
@@ -110,7 +109,7 @@ class WorkerHandle:
             "index": self.index,
             "pid": self.pid,
             "generation": self.generation,
-            "started": round(self.started, 3),
+            "started": round(time.time() - (time.monotonic() - self.spawned), 1),
             "state": self.state,
             "rss": self.mem[0],
             "uss": self.mem[1],

@@ -24,7 +24,7 @@ import asyncio
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..broker import FetchResult
 from ..connection import is_cluster
@@ -71,9 +71,7 @@ class Fetcher:
                     wakeup.clear()
                     await wakeup.wait()
                     continue
-                self.fetches += 1
-                settled_before = w.settled_count
-                fetch = w.broker.fetch(w.queues, free, f"{w.name}:{self.fetches}", w.name)
+                fetch, settled_before = self._fetch(free, halt=False)
                 res = await w.link.run(fetch)
                 if res is None:
                     continue
@@ -120,14 +118,24 @@ class Fetcher:
         count are returned (a timeout costs one empty fetch per ``max_block``)."""
         max_block = self.w.link.max_block
         due_at = None if due_in is None else time.monotonic() + due_in
-        for _ in range(SAFETY_FETCH_EVERY):
+        for _ in range(1 if self.pipelined else SAFETY_FETCH_EVERY):
             left = max_block if due_at is None else due_at - time.monotonic()
+            if left <= 0:
+                return None
             timeout = max(0.005, min(left, max_block))
-            if self.pipelined and left > 0:
+            if self.pipelined:
                 return await self._wait_then_fetch(timeout)
-            if left <= 0 or await self._block(timeout):
+            if await self._block(timeout):
                 return None
         return None
+
+    def _fetch(self, free: int, halt: bool) -> tuple[Any, int]:
+        """The next fetch call (its token names this worker and the fetch's number) and the
+        count of outcomes settled before it (burst mode compares)."""
+        w = self.w
+        self.fetches += 1
+        call = w.broker.fetch(w.queues, free, f"{w.name}:{self.fetches}", w.name, halt=halt)
+        return call, w.settled_count
 
     async def _wait_then_fetch(self, timeout: float) -> tuple[FetchResult, int, int] | None:
         """The idle wait with the fetch sent right behind it on the same connection: when a
@@ -140,10 +148,8 @@ class Fetcher:
         if w.stopping or w.quiet:  # raced with the clear() above: its halt may be gone
             return None
         free = w.max_concurrent - w.busy
-        self.fetches += 1
-        settled_before = w.settled_count
+        fetch, settled_before = self._fetch(free, halt=True)
         halt_key = w.keys.halt(w.name)
-        fetch = w.broker.fetch(w.queues, free, f"{w.name}:{self.fetches}", w.name, halt=True)
         keys = [w.keys.wake(q) for q in w.queues] + [halt_key]
         pair = asyncio.ensure_future(w.link.call.after_wait(keys, timeout, fetch))
         stop = asyncio.ensure_future(w.halt.wait())
