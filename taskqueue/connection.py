@@ -332,14 +332,41 @@ class _TlsHints:
         return tls_hint(super()._error_message(exception), ca)  # type: ignore[misc]
 
 
-class _SyncBlockAware(_TlsHints):
-    """Reads a blocking command's reply with ``command_timeout`` plus the time it blocks."""
+class _BlockMemo(_TlsHints):
+    """Remembers how long the command just packed blocks in Redis, for the read of its reply.
+    Single commands are packed by ``pack_command`` (the asyncio ``send_command`` and the
+    cluster clients' nodes, which send packed commands themselves) or, in the sync client, by
+    ``send_command`` itself. A lazy connect happens between the
+    pack and the send, and its handshake (HELLO, CLIENT SETNAME) packs commands too: the
+    subclasses' connect keeps the blocking command's memo across it."""
 
     _block: float | None = None
 
-    def send_command(self, *args: Any, **kwargs: Any) -> None:
+    def pack_command(self, *args: Any) -> Any:
+        self._block = _block_seconds(args)
+        return super().pack_command(*args)  # type: ignore[misc]
+
+
+class _SyncBlockAware(_BlockMemo):
+    """Reads a blocking command's reply with ``command_timeout`` plus the time it blocks."""
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:  # packs without pack_command
         self._block = _block_seconds(args)
         super().send_command(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        block = self._block
+        try:
+            return super().connect(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._block = block
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:  # redis-py >= 6
+        block = self._block
+        try:
+            return super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._block = block
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         block, self._block = self._block, None
@@ -348,14 +375,22 @@ class _SyncBlockAware(_TlsHints):
         return super().read_response(*args, **kwargs)  # type: ignore[misc]
 
 
-class _AsyncBlockAware(_TlsHints):
+class _AsyncBlockAware(_BlockMemo):
     """The asyncio twin of ``_SyncBlockAware``."""
 
-    _block: float | None = None
+    async def connect(self, *args: Any, **kwargs: Any) -> Any:
+        block = self._block
+        try:
+            return await super().connect(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._block = block
 
-    async def send_command(self, *args: Any, **kwargs: Any) -> None:
-        self._block = _block_seconds(args)
-        await super().send_command(*args, **kwargs)  # type: ignore[misc]
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:  # redis-py >= 6
+        block = self._block
+        try:
+            return await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._block = block
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         block, self._block = self._block, None

@@ -13,6 +13,7 @@ from taskqueue import TaskQueue
 from taskqueue.autoscaler import get_scaling_recommendations
 from taskqueue.broker import Broker
 from taskqueue.cli.tqctl import main
+from taskqueue.connection import connect
 from taskqueue.keys import Keys
 from taskqueue.runner import SyncRunner
 from taskqueue.testing import check_ledger, wait_for
@@ -47,11 +48,12 @@ def last_reason(m) -> str:
 
 
 def steps(url: str) -> list[dict]:
-    r = redis.Redis.from_url(url)
+    r = connect(url)
     return [json.loads(x) for x in r.lrange(Keys().autoscaler_log, 0, -1)]
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_a_burst_takes_the_pool_from_min_to_max_and_back_with_every_job_run_once(
     redis_url, masters, ledger
 ) -> None:
@@ -183,8 +185,9 @@ def test_pin_is_refused_when_the_autoscaler_is_off(redis_url, masters, capsys) -
     assert code == 0 and "autoscaler off" in out
 
 
+@pytest.mark.cluster
 def test_claim_script_grants_one_master_per_cooldown(redis_url) -> None:
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     run, b = SyncRunner(client), Broker(Keys())
     rec = json.dumps({"action": "up", "from": 1, "to": 4})
     assert run(b.autoscale_claim("a", "up", 10_000, rec)) == (True, "a", 0)
@@ -201,6 +204,7 @@ def test_claim_script_grants_one_master_per_cooldown(redis_url) -> None:
     assert client.llen(Keys().autoscaler_log) == 3
 
 
+@pytest.mark.cluster
 def test_recommendations_from_the_current_metrics(redis_url) -> None:
     tq = TaskQueue(redis_url)
     tq.enqueue_many([(noop, (i,)) for i in range(30)])

@@ -84,7 +84,10 @@ def test_command_timeout_applies_to_every_command() -> None:
         assert time.monotonic() - started < 4.0  # well below the 5 s default
 
 
+@pytest.mark.cluster
 def test_a_blocking_wait_may_last_longer_than_the_command_timeout(redis_url) -> None:
+    """Also on a fresh connection, whose handshake (HELLO, CLIENT SETNAME) runs between the
+    wait being packed and sent (the asyncio cluster client connects that late)."""
     client = connect(RedisSettings(redis_url, command_timeout=0.2))
     assert client.blpop(["tq-test:nothing"], timeout=1) is None
     assert client.ping()

@@ -14,6 +14,7 @@ but had not yet sent to its replica are gone. taskqueue's answer, measured here:
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -95,12 +96,53 @@ def test_cluster_primary_killed_under_load(redis_cluster: LocalCluster, cluster_
 
 def test_sentinel_failover_under_load(redis_sentinel: LocalSentinel, sentinel_url, masters,
                                       tmp_path):  # fmt: skip
+    before = redis_sentinel.switches()
+
     def kill() -> None:
         redis_sentinel.kill_primary()
-        redis_sentinel.heal()  # the old primary comes back as a replica of the new one
+        # The old primary comes back empty, as a replica of the new one, and cannot be
+        # promoted until it is in sync (see LocalSentinel.heal): on a loaded machine a stall of
+        # the new primary once made the Sentinels promote the empty node, and every job
+        # enqueued before the kill was gone.
+        redis_sentinel.heal()
 
-    outcome = failover_under_load(sentinel_url, kill, masters, tmp_path)
+    try:
+        outcome = failover_under_load(sentinel_url, kill, masters, tmp_path)
+    except AssertionError as exc:
+        switches = redis_sentinel.switches() - before
+        raise AssertionError(
+            f"{exc} (the Sentinels switched primaries {switches} time(s))"
+        ) from exc
     assert outcome["duplicates"] == outcome["excused"]
+    print(f"Sentinel switches: {redis_sentinel.switches() - before}")
+
+
+def test_a_restarted_empty_node_is_not_promoted_before_it_has_synced() -> None:
+    """The cause of a CI failure: the old primary, restarted empty as a replica, was promoted
+    by a second failover while the new primary stalled (a loaded machine), and the data set
+    was gone. Sentinel counts a replica that has never reached its primary as a candidate;
+    ``heal`` restarts it with replica-priority 0 until it is in sync. Here the new primary
+    stalls (SIGSTOP) for longer than down-after-milliseconds while the old one restarts."""
+    with LocalSentinel() as s:
+        with s.primary().client() as c:
+            c.mset({f"k{i}": i for i in range(1000)})
+            assert c.wait(1, 5000) == 1
+        s.kill_primary()
+        new = s.primary()
+        assert new.proc is not None
+        healing = threading.Thread(target=s.heal, daemon=True)
+        new.proc.send_signal(signal.SIGSTOP)
+        try:
+            healing.start()
+            stall = threading.Event()
+            stall.wait(3 * 2.0)  # the fault: a stall longer than down-after (2 s) and then some
+        finally:
+            new.proc.send_signal(signal.SIGCONT)
+        healing.join(90)
+        assert not healing.is_alive(), "heal did not finish"
+        assert s.primary() is new, "the empty node was promoted"
+        with new.client() as c:
+            assert c.dbsize() == 1000
 
 
 def test_blocking_waits_follow_a_slot_move(redis_cluster: LocalCluster, cluster_url, reg):

@@ -11,6 +11,8 @@ import psutil
 import pytest
 import redis
 
+from taskqueue.connection import connect
+from taskqueue.keys import Keys
 from taskqueue.testing import wait_for
 
 
@@ -18,6 +20,17 @@ def local_ports(pid: int) -> set[int]:
     proc = psutil.Process(pid)
     conns = proc.net_connections("tcp") if hasattr(proc, "net_connections") else proc.connections()
     return {c.laddr.port for c in conns if c.raddr}
+
+
+def slot_owner(url: str) -> str:
+    """The plain URL of the server that holds the namespace: on a cluster, the primary that
+    owns its slot (the workers' waits and the master's records all go there)."""
+    client = connect(url)
+    if not isinstance(client, redis.RedisCluster):
+        return url
+    node = client.get_node_from_key(Keys().stats)
+    client.close()
+    return f"redis://{node.host}:{node.port}"
 
 
 def monitor(url: str, seconds: float) -> list[tuple[int, str]]:
@@ -38,13 +51,15 @@ def monitor(url: str, seconds: float) -> list[tuple[int, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_idle_pool_does_not_poll_redis(redis_url, masters) -> None:
     m = masters(redis_url, "-w", "2")
     pids = m.wait_workers(2)
+    node = slot_owner(redis_url)
     # Start-up traffic (boot fetches, first heartbeats) is over once a 2 s window is quiet.
-    wait_for(lambda: len(monitor(redis_url, 2.0)) <= 3, 30, "start-up traffic to settle")
+    wait_for(lambda: len(monitor(node, 2.0)) <= 3, 30, "start-up traffic to settle")
     window = 16.0
-    seen = monitor(redis_url, window)
+    seen = monitor(node, window)
     # A forked worker also holds the master's inherited sockets: those count as the master's.
     master_ports = local_ports(m.proc.pid)
     worker_ports = set().union(*(local_ports(p) for p in pids)) - master_ports

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 
 import pytest
 import redis
@@ -201,3 +202,42 @@ def test_min_replicas_acked_waits_for_replicas(redis_sentinel, sentinel_url: str
     assert one.enqueue_with(noop, key="once") == first  # the retry by key finds it
     one.close()
     two.close()
+
+
+def test_a_retry_by_key_is_acknowledged_only_once_the_first_write_is_replicated(
+    redis_sentinel, sentinel_url: str, reg: Registry
+) -> None:
+    """The retry that finds the existing job would write nothing new, and from Redis 7.2 WAIT
+    counts replicas against the connection's last write (7.0 moves that mark on any command):
+    on a connection opened before the first write (another process, another pool) it would
+    say "replicated" at once. The retry renews the key, so WAIT covers the first write: while
+    the replica is stopped, the retry is NotReplicated too. (CI's Redis 7.0 passes this with
+    or without the renewal; a 7.2 or newer server is needed to see it fail without.)"""
+
+    @task(name="noop", registry=reg)
+    def noop() -> None:
+        return None
+
+    replica = next(n for n in redis_sentinel.servers if n is not redis_sentinel.primary())
+    settings = RedisSettings(sentinel_url, min_replicas_acked=1, replica_ack_timeout=0.2)
+    first_client, retry_client = (
+        TaskQueue(settings, registry=reg),
+        TaskQueue(settings, registry=reg),
+    )
+    retry_client.redis.ping()  # its connection is open before the first write
+    assert replica.proc is not None
+    replica.proc.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(NotReplicated) as err:
+            first_client.enqueue_with(noop, key="acked-once")
+        (job_id,) = err.value.job_ids
+        with pytest.raises(NotReplicated) as again:
+            retry_client.enqueue_with(noop, key="acked-once")
+        assert again.value.job_ids == [job_id]
+    finally:
+        replica.proc.send_signal(signal.SIGCONT)
+    assert retry_client.enqueue_with(noop, key="acked-once") == job_id  # now on the replica
+    with replica.client() as c:
+        assert c.hget(f"tq:{{default}}:job:{job_id}", "state") == b"queued"
+    first_client.close()
+    retry_client.close()

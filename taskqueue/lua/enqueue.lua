@@ -33,6 +33,11 @@ for i = 0, n - 1 do
       out[#out + 1] = prev
       out[#out + 1] = 1
       existing = true
+      -- Renew the key's own expiry: a write, so that a WAIT sent behind this call (an
+      -- acknowledged enqueue) covers the first job's write too. WAIT counts replicas against
+      -- its connection's last write; a call that wrote nothing would leave that at an older
+      -- write, or at none on a fresh connection, and WAIT would say "replicated" at once.
+      redis.call('PEXPIRE', idem_key, math.max(redis.call('PTTL', idem_key), 1))
     else
       redis.call('SET', idem_key, id, 'PX', idem_ttl)
     end

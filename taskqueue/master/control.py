@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any, Protocol
 
 from ..keys import Keys
@@ -58,10 +57,12 @@ class ControlPlane:
             if not index and not tasks:
                 self.redis.client.set(self.keys.master(self.id), data, px=self.ttl_ms)
                 return
+            if index:  # scored in Redis time: readers prune with it, whatever our clock says
+                secs, usecs = self.redis.client.time()  # alone: cluster pipelines refuse TIME
             pipe = self.redis.client.pipeline(transaction=False)
             pipe.set(self.keys.master(self.id), data, px=self.ttl_ms)
             if index:
-                pipe.zadd(self.keys.masters, {self.id: int(time.time() * 1000)})
+                pipe.zadd(self.keys.masters, {self.id: int(secs) * 1000 + int(usecs) // 1000})
             if tasks:
                 pipe.hset(self.keys.registered, self.id, tasks)
             pipe.execute()

@@ -11,7 +11,6 @@ hashes of the last hour, each queue's three lengths (waiting less its tombstones
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,15 +29,15 @@ STALE_MS = 60_000
 def read_raw(client: redis.Redis, keys: Keys, minutes: int = max(WINDOWS)) -> RawMetrics:
     """Fetch what ``build_snapshot`` needs, as Redis returns it."""
     secs, usecs = client.time()  # alone: Redis Cluster pipelines refuse keyless commands
+    now_ms = int(secs) * 1000 + int(usecs) // 1000
     pipe = client.pipeline(transaction=False)
     pipe.smembers(keys.queues)
     pipe.smembers(keys.paused)
     pipe.zcard(keys.dead)
     pipe.hgetall(keys.stats)
-    pipe.zrangebyscore(keys.masters, int(time.time() * 1000) - STALE_MS, "+inf")
+    pipe.zrangebyscore(keys.masters, now_ms - STALE_MS, "+inf")  # scored in Redis time
     pipe.hgetall(keys.tombs)
     queues, paused, dead, totals, master_ids, tombs = pipe.execute()
-    now_ms = int(secs) * 1000 + int(usecs) // 1000
     minute = now_ms // 60_000
     names = sorted(q.decode() if isinstance(q, bytes) else q for q in queues)
     ids = [i.decode() if isinstance(i, bytes) else i for i in master_ids]
@@ -50,13 +49,13 @@ def read_raw(client: redis.Redis, keys: Keys, minutes: int = max(WINDOWS)) -> Ra
         pipe.llen(keys.ready(q))
         pipe.zcard(keys.scheduled(q))
         pipe.zcard(keys.active(q))
-    if ids:
-        pipe.mget([keys.master(i) for i in ids])
+    for i in ids:  # one GET each: Redis Cluster pipelines refuse MGET
+        pipe.get(keys.master(i))
     out = pipe.execute()
     hashes, rest = out[: minutes + 1], out[minutes + 1 :]
     lengths = {q: (waiting(rest[3 * i], tombs, q), rest[3 * i + 1], rest[3 * i + 2])
                for i, q in enumerate(names)}  # fmt: skip
-    records = _records(rest[3 * len(names)] if ids else [])
+    records = _records(rest[3 * len(names) :])
     return RawMetrics(now_ms, names, paused, lengths, totals, hashes, records, dead)
 
 

@@ -77,7 +77,7 @@ class LocalSentinel:
         self,
         sentinels: int = 3,
         *,
-        down_after_ms: int = 1000,
+        down_after_ms: int = 2000,
         failover_timeout_ms: int = 10_000,
         binary: str | None = None,
         auth: SentinelAuth | None = None,
@@ -164,14 +164,41 @@ class LocalSentinel:
         return victim
 
     def heal(self, timeout: float = 60.0) -> None:
-        """Restart any killed server (it rejoins as a replica) and wait until all is in sync."""
+        """Restart any killed server (it rejoins as a replica) and wait until all is in sync.
+
+        A restarted server has no persistence here: it comes back empty, and Sentinel counts a
+        replica that has never reached its primary as a candidate. A stall of the primary
+        while it resyncs (a loaded machine) would then promote the empty node and wipe the
+        data set. So it restarts with ``replica-priority 0`` (never promoted), and gets its
+        priority back once it is in sync and every Sentinel has seen that."""
         primary = self.primary()
-        for n in self.servers:
-            if not n.alive:
-                n.args = [*self.server_args, "--replicaof", "127.0.0.1", str(primary.port)]
-                n.start()
+        restarted = [n for n in self.servers if not n.alive]
+        for n in restarted:
+            n.args = [*self.server_args, "--replicaof", "127.0.0.1", str(primary.port),
+                      "--replica-priority", "0"]  # fmt: skip
+            n.start()
         self.wait_ready(timeout)
         self._wait_replica_synced(timeout)
+        for n in restarted:
+            with n.client() as c:
+                c.config_set("replica-priority", 100)
+            poll_until(lambda n=n: self._priority_seen(n, 100), timeout,
+                       "every Sentinel to see the resynced replica's priority")  # fmt: skip
+
+    def _priority_seen(self, server: RedisServer, priority: int) -> bool:
+        for s in self.sentinels:
+            with s.client() as c:
+                replicas = c.sentinel_slaves(SERVICE)
+            mine = [r for r in replicas if int(r["port"]) == server.port]
+            if not mine or int(mine[0].get("slave-priority", -1)) != priority:
+                return False
+        return True
+
+    def switches(self) -> int:
+        """How many times the first Sentinel has switched the service to a new primary (its
+        log's ``+switch-master`` events since the set started)."""
+        log = Path(self.sentinels[0].dir) / SentinelServer.logname
+        return log.read_text(errors="replace").count("+switch-master") if log.exists() else 0
 
     def flush(self) -> None:
         with self.primary().client() as c:
