@@ -6,7 +6,8 @@ kind        what                                                      handling
 ``outage``  connection lost/refused, timeout, OOM (a full Redis       back off, keep every job and
             under ``noeviction``), BUSY (a long script), LOADING       lease held, log once when it
             (replaying the AOF), READONLY (a failover in progress),    starts, when its cause
-            MASTERDOWN, TRYAGAIN, CLUSTERDOWN                          changes, and when it ends
+            MASTERDOWN, TRYAGAIN, CLUSTERDOWN, a slot in migration     changes, and when it ends
+            (ASK, MOVED, redis-py's "TTL exhausted" after too many)
 ``fatal``   wrong password or user (of a server, or of the Sentinels), at start: exit 2 with one
             missing ACL permission, no AUTH configured, a malformed    clear line; later: logged,
             URL, a TLS certificate refused                             retried like an outage
@@ -43,6 +44,10 @@ _OUTAGE_TYPES = (
     rx.TryAgainError,
     rx.ClusterDownError,
     rx.SlotNotCoveredError,  # Redis Cluster: the slot's primary failed, no replica took over yet
+    # A slot in migration, raised where a command went to one node on purpose (the acknowledged
+    # enqueue's EVALSHA + WAIT): the script did not run there; the slot settles in a moment.
+    rx.AskError,
+    rx.MovedError,
     OSError,
 )
 #: Error codes that mean "not now" when redis-py has no class for them, or when they come
@@ -83,6 +88,10 @@ def classify(exc: BaseException) -> str:
         return OUTAGE
     if isinstance(exc, rx.RedisClusterException) and "cannot be connected" in str(exc):
         return OUTAGE  # no cluster node answers (redis-py cannot learn the slot map)
+    if isinstance(exc, rx.ClusterError) and "TTL exhausted" in str(exc):
+        # redis-py gave up after 16 MOVED/ASK/TRYAGAIN replies: a slot is being migrated (a
+        # multi-key script gets TRYAGAIN while its slot's keys are split between two nodes)
+        return OUTAGE
     if isinstance(exc, rx.ResponseError):
         codes = _codes(exc)
         if any(c in _FATAL_CODES for c in codes):

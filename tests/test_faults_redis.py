@@ -48,6 +48,11 @@ def freed(client: redis.Redis) -> None:
             ),
             OUTAGE,
         ),  # fmt: skip
+        # A slot in migration (tests/test_reshard.py meets each under load):
+        (rx.AskError("3999 127.0.0.1:6381"), OUTAGE),
+        (rx.MovedError("3999 127.0.0.1:6381"), OUTAGE),
+        (rx.ClusterError("TTL exhausted."), OUTAGE),
+        (rx.ClusterError("something else"), BUG),
         (rx.AuthenticationError("invalid username-password pair"), FATAL),
         (rx.NoPermissionError("this user has no permissions"), FATAL),
         (rx.ResponseError("NOAUTH Authentication required."), FATAL),
