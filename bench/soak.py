@@ -41,6 +41,8 @@ def main() -> int:
         help="share of the kills that take a whole master (0: workers only, so the "
         "masters' RSS over the run shows a leak, not respawns)",
     )
+    ap.add_argument("--max-tasks-per-child", type=int, default=0,
+                    help="recycle each worker after this many jobs (0: never)")  # fmt: skip
     args = ap.parse_args()
     server = None
     if args.redis_url:
@@ -62,14 +64,16 @@ def main() -> int:
                 report = run_soak(url, Path(tmp), jobs=args.jobs, seed=args.seed,
                                   masters=args.masters, workers=args.workers,
                                   timeout=args.timeout, progress=progress,
-                                  master_kill_share=args.master_kill_share)  # fmt: skip
+                                  master_kill_share=args.master_kill_share,
+                                  max_tasks_per_child=args.max_tasks_per_child)  # fmt: skip
             except AssertionError as exc:
                 print(f"soak FAILED: {exc}", file=sys.stderr)
                 return 1
     finally:
         if server is not None:
             server.stop()
-    summary = {"seed": args.seed, "master_kill_share": args.master_kill_share, **report.summary()}
+    summary = {"seed": args.seed, "master_kill_share": args.master_kill_share,
+               "max_tasks_per_child": args.max_tasks_per_child, **report.summary()}  # fmt: skip
     save_result("soak", summary)
     return 0
 

@@ -6,7 +6,8 @@ Duties:
 2. ``poll``: LPOP up to ``BATCH`` JSON commands from ``Keys.control(id)``, run each through
    the same master methods the signals use, RPUSH a JSON reply ``{"ok", "message", "data"}``
    to ``Keys.reply(request id)`` with EXPIRE ``REPLY_TTL``.
-3. ``unregister``: delete the record and ZREM the id on exit.
+3. ``unregister``: delete the record and ZREM the id on exit. Once at start, drop the index ids
+   and registered-tasks entries that SIGKILLed masters left behind.
 Commands: ping, scale {n | delta}, quiet, resume, drain, reload, stop {fast}, dump, status,
 autoscaler {pin: n | unpin: true | nothing for its status},
 schedules (look at the periodic schedules again). A request with ``"noreply": true`` gets none.
@@ -18,6 +19,8 @@ import json
 import logging
 from typing import Any, Protocol
 
+from .. import registered
+from ..control.client import STALE_MS
 from ..keys import Keys
 from .redisguard import RedisGuard
 
@@ -46,6 +49,7 @@ class ControlPlane:
         self.keys = keys
         self.id = master_id
         self.ttl_ms = int(heartbeat * HEARTBEATS_TTL * 1000)
+        self._pruned = False
 
     def publish(self, record: dict[str, Any], index: bool = True, tasks: str = "") -> None:
         """Write the status record; ``index`` also refreshes the id in the masters index
@@ -59,15 +63,34 @@ class ControlPlane:
                 return
             if index:  # scored in Redis time: readers prune with it, whatever our clock says
                 secs, usecs = self.redis.client.time()  # alone: cluster pipelines refuse TIME
+                now_ms = int(secs) * 1000 + int(usecs) // 1000
             pipe = self.redis.client.pipeline(transaction=False)
             pipe.set(self.keys.master(self.id), data, px=self.ttl_ms)
             if index:
-                pipe.zadd(self.keys.masters, {self.id: int(secs) * 1000 + int(usecs) // 1000})
+                pipe.zadd(self.keys.masters, {self.id: now_ms})
             if tasks:
                 pipe.hset(self.keys.registered, self.id, tasks)
             pipe.execute()
+            if tasks and not self._pruned:
+                self._prune(now_ms)
 
         self.redis.call(go)
+
+    def _prune(self, now_ms: int) -> None:
+        """Once, at start: drop what SIGKILLed masters left behind (a master that dies without
+        its ``unregister``): their masters-index ids and their registered-tasks entries.
+        Readers skip both once stale; this keeps them from piling up across crashes."""
+        # Entries expire by their publisher's clock, as every reader judges them.
+        stale = registered.live_entries(self.redis.client.hgetall(self.keys.registered))[1]
+        pipe = self.redis.client.pipeline(transaction=False)
+        pipe.zremrangebyscore(self.keys.masters, "-inf", now_ms - STALE_MS)
+        if stale:
+            pipe.hdel(self.keys.registered, *stale)
+        pipe.execute()
+        self._pruned = True
+        if stale:
+            log.info("removed %d stale registered-task entr%s of masters gone without a stop",
+                     len(stale), "y" if len(stale) == 1 else "ies")  # fmt: skip
 
     def poll(self, target: Commands) -> int:
         raw = self.redis.call(lambda: self.redis.client.lpop(self.keys.control(self.id), BATCH))

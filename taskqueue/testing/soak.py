@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +41,25 @@ class SoakReport:
     ledger: LedgerReport
     #: (seconds since start, sum of the masters' RSS in MiB, Redis used_memory in MiB)
     samples: list[tuple[float, float, float]] = field(default_factory=list)
+    #: (seconds since start, that master's age in s, its RSS in MiB): one per master and sample
+    ages: list[tuple[float, float, float]] = field(default_factory=list)
+    #: keys of the namespace after the run, by kind (``job``, ``done``, ``other:<name>``)
+    census: dict[str, int] = field(default_factory=dict)
+    #: worker processes replaced by ``max_tasks_per_child`` during the run
+    recycles: int = 0
+
+    def rss_at_age(self, low: float, high: float) -> tuple[float, float, int, int]:
+        """Mean RSS (MiB) of masters aged ``low``..``high`` s, in the first and the last third of
+        the run, and how many samples each mean has: a master killed and restarted is compared
+        with masters of its own age, so start-up growth does not read as a leak."""
+        end = self.samples[-1][0] if self.samples else 0.0
+        first = [rss for t, age, rss in self.ages if low <= age < high and t < end / 3]
+        last = [rss for t, age, rss in self.ages if low <= age < high and t >= 2 * end / 3]
+
+        def mean(xs: list[float]) -> float:
+            return round(sum(xs) / len(xs), 1) if xs else 0.0
+
+        return mean(first), mean(last), len(first), len(last)
 
     def summary(self) -> dict[str, Any]:
         third = max(1, len(self.samples) // 3)
@@ -48,6 +68,8 @@ class SoakReport:
         def mean(rows: list[tuple[float, float, float]], i: int) -> float:
             return round(sum(r[i] for r in rows) / len(rows), 1) if rows else 0.0
 
+        young = self.rss_at_age(3.0, 6.0)
+        old = self.rss_at_age(10.0, 20.0)
         return {
             "jobs": self.jobs,
             "seconds": round(self.seconds, 1),
@@ -60,6 +82,10 @@ class SoakReport:
             "master_rss_mib_last_third": mean(last, 1),
             "redis_used_mib_first_third": mean(first, 2),
             "redis_used_mib_last_third": mean(last, 2),
+            "master_rss_mib_at_age_3_6s_first_last_samples": list(young),
+            "master_rss_mib_at_age_10_20s_first_last_samples": list(old),
+            "worker_recycles": self.recycles,
+            "keys_after": self.census,
         }
 
 
@@ -70,7 +96,9 @@ class _Master:
         full = {k: v for k, v in os.environ.items() if not k.startswith("TASKQUEUE_")}
         full.update(env)
         self._log = open(log, "ab")  # noqa: SIM115
+        self.log_path = log
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=full)
+        self.started = time.monotonic()
 
     def workers(self) -> list[psutil.Process]:
         with contextlib.suppress(psutil.Error):
@@ -142,6 +170,7 @@ def run_soak(
     kill_every: tuple[float, float] = (0.5, 2.0),
     master_kill_share: float = 0.2,
     min_kills: int = 0,
+    max_tasks_per_child: int = 0,
     timeout: float = 600.0,
     progress: Callable[[str], None] | None = None,
 ) -> SoakReport:
@@ -151,11 +180,16 @@ def run_soak(
     A kill comes every ``kill_every`` seconds (uniform), and also, so that a fast drain still
     meets at least ``min_kills`` of them, whenever the finished count crosses one of
     ``min_kills`` points spread from 10 % to 80 % of the jobs. A worker kill that finds no live
-    worker (its master is booting) waits for the next poll instead of being skipped."""
+    worker (its master is booting) waits for the next poll instead of being skipped.
+    ``max_tasks_per_child`` > 0 also recycles workers (``workers.max_tasks_per_child``). After
+    the run, the namespace's keys are counted by kind (``SoakReport.census``): anything beyond
+    the job records and the fixed keys would be a leak."""
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(workdir / "ledger.jsonl")
     env = {**ledger.env(), "TASKQUEUE_WORKERS__LEASE_SECONDS": str(lease_seconds)}
+    if max_tasks_per_child:
+        env["TASKQUEUE_WORKERS__MAX_TASKS_PER_CHILD"] = str(max_tasks_per_child)
     pool = [_Master(url, env, workdir / f"master-{i}.log", workers) for i in range(masters)]
     tq = TaskQueue(url)
     r = redis.Redis.from_url(url)
@@ -171,6 +205,7 @@ def run_soak(
         ids += tq.enqueue_many(calls)
     report_kills = {"worker": 0, "master": 0}
     samples: list[tuple[float, float, float]] = []
+    ages: list[tuple[float, float, float]] = []
     next_kill = time.monotonic() + rng.uniform(*kill_every)
     points = [int(jobs * (0.1 + 0.7 * k / max(1, min_kills - 1))) for k in range(min_kills)]
 
@@ -192,7 +227,9 @@ def run_soak(
                 if points and jobs - left >= points[0]:
                     points.pop(0)
         used = r.info("memory")["used_memory"] / 2**20
-        samples.append((now - start, sum(m.rss_mib() for m in pool), used))
+        rss = [m.rss_mib() for m in pool]
+        samples.append((now - start, sum(rss), used))
+        ages += [(now - start, now - m.started, x) for m, x in zip(pool, rss, strict=True) if x]
         left = unfinished()
         if progress:
             progress(f"{jobs - left}/{jobs} finished, kills: {report_kills}")
@@ -201,5 +238,27 @@ def run_soak(
         m.stop()
     seconds = time.monotonic() - start
     ledger_report = check_ledger(r, ids, ledger)
+    recycles = sum(p.read_text(errors="replace").count("recycling worker")
+                   for p in workdir.glob("master-*.log"))  # fmt: skip
     return SoakReport(jobs, seconds, report_kills["worker"], report_kills["master"],
-                      ledger_report, samples)  # fmt: skip
+                      ledger_report, samples, ages, key_census(r, tq.keys), recycles)  # fmt: skip
+
+
+def key_census(r: redis.Redis, keys: Any) -> dict[str, int]:
+    """The namespace's keys by kind: ``job`` and ``done`` (one per job, until ``result_ttl``),
+    and ``other:<name>`` (digits shown as ``#``) for every other key: queues, stats, indexes,
+    per-master and per-worker keys, marked ``(expiring)`` when they have a TTL. A kind that
+    grows with the jobs or the kills and does not expire is a leak.
+    ``fields:registered`` and ``fields:masters`` count the entries that SIGKILLed masters left
+    in those two (a starting master drops the ones gone stale)."""
+    out: dict[str, int] = {}
+    for raw in r.scan_iter(match=keys.base + "*", count=5000):
+        rest = raw.decode()[len(keys.base) :]
+        kind = rest.split(":", 1)[0]
+        name = kind if kind in ("job", "done") else "other:" + re.sub(r"\d+", "#", rest)
+        if kind not in ("job", "done") and r.pttl(raw) > 0:
+            name += " (expiring)"
+        out[name] = out.get(name, 0) + 1
+    out["fields:registered"] = r.hlen(keys.registered)  # entries of masters not stopped cleanly
+    out["fields:masters"] = r.zcard(keys.masters)
+    return dict(sorted(out.items()))
