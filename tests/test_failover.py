@@ -27,7 +27,7 @@ from taskqueue.connection import RedisSettings
 from taskqueue.errors import TaskQueueError
 from taskqueue.testing import wait_for
 from taskqueue.testing.cluster import LocalCluster
-from taskqueue.testing.ledger import Ledger, check_ledger
+from taskqueue.testing.ledger import Ledger, check_ledger, recovery
 from taskqueue.testing.sentinel import LocalSentinel
 from tests import tasks_faults  # noqa: F401 - registers the ledger tasks
 
@@ -35,7 +35,10 @@ pytestmark = pytest.mark.slow
 TASKS = "tests.tasks_faults"
 
 
-def failover_under_load(url: str, kill: Callable[[], None], masters, tmp_path: Path) -> dict:
+def failover_under_load(url: str, kill: Callable[[Callable[[], None]], None], masters,
+                        tmp_path: Path) -> dict:  # fmt: skip
+    """Kill the primary under load: ``kill(promoted)`` calls ``promoted()`` once a replica has
+    taken over (it times the recovery, and excuses nothing)."""
     ledger = Ledger(tmp_path / "ledger.jsonl")
     env = {**ledger.env(), "TASKQUEUE_WORKERS__LEASE_SECONDS": "3"}
     m = masters(url, "-w", "2", env=env, imports=TASKS)
@@ -60,7 +63,7 @@ def failover_under_load(url: str, kill: Callable[[], None], masters, tmp_path: P
     thread.start()
     wait_for(lambda: len(acked) > 300 and len(ledger.runs()) > 150, 120, "enqueues and runs")
     ledger.fault("primary_killed")
-    kill()
+    kill(lambda: ledger.healed("primary_killed"))
     at_kill = len(acked)
     wait_for(lambda: len(acked) > at_kill + 300, 120, "enqueues to resume on the new primary")
     stop.set()
@@ -75,7 +78,8 @@ def failover_under_load(url: str, kill: Callable[[], None], masters, tmp_path: P
     assert len(set(acked)) == len(acked), "an idempotent retry made a second job"
     assert m.stop(timeout=120) == 0
     outcome = {"jobs": len(acked), "runs": report.runs, "duplicates": report.runs - len(acked),
-               "excused": len(report.excused), "enqueue_retries": retried}  # fmt: skip
+               "excused": len(report.excused), "enqueue_retries": retried,
+               "recovery": recovery(ledger, "primary_killed").summary()}  # fmt: skip
     print(f"failover outcome: {outcome}")
     tq.close()
     return outcome
@@ -83,8 +87,9 @@ def failover_under_load(url: str, kill: Callable[[], None], masters, tmp_path: P
 
 def test_cluster_primary_killed_under_load(redis_cluster: LocalCluster, cluster_url, masters,
                                            tmp_path):  # fmt: skip
-    def kill() -> None:
+    def kill(promoted: Callable[[], None]) -> None:
         victim = redis_cluster.kill_primary("tq:{default}:")
+        promoted()
         # With one replica per primary, the promoted node has none left: acknowledged enqueues
         # (WAIT 1) fail with NotReplicated until the old node is back, as a replica.
         victim.start()
@@ -98,8 +103,9 @@ def test_sentinel_failover_under_load(redis_sentinel: LocalSentinel, sentinel_ur
                                       tmp_path):  # fmt: skip
     before = redis_sentinel.switches()
 
-    def kill() -> None:
+    def kill(promoted: Callable[[], None]) -> None:
         redis_sentinel.kill_primary()
+        promoted()
         # The old primary comes back empty, as a replica of the new one, and cannot be
         # promoted until it is in sync (see LocalSentinel.heal): on a loaded machine a stall of
         # the new primary once made the Sentinels promote the empty node, and every job

@@ -18,7 +18,7 @@ import pytest
 from taskqueue import TaskQueue
 from taskqueue.errors import TaskQueueError
 from taskqueue.testing import wait_for
-from taskqueue.testing.ledger import Ledger, check_ledger
+from taskqueue.testing.ledger import Ledger, check_ledger, recovery
 from tests import tasks_faults  # noqa: F401 - registers the ledger tasks
 
 TASKS = "tests.tasks_faults"
@@ -56,6 +56,7 @@ def test_redis_killed_mid_enqueue_and_mid_drain_loses_no_acknowledged_job(
     server.kill()
     before_kill = len(acked)
     server.start()
+    ledger.healed("redis_sigkill")  # excuses nothing: times the runs after the restart
     wait_for(lambda: len(acked) > before_kill + 200, 120, "enqueues to resume after the restart")
     stop.set()
     t.join(30)
@@ -66,5 +67,7 @@ def test_redis_killed_mid_enqueue_and_mid_drain_loses_no_acknowledged_job(
              180, "the queue to drain")  # fmt: skip
     # Every acknowledged enqueue survived the kill, and ran once unless the kill explains more.
     report = check_ledger(tq.redis, acked, ledger)
+    print(f"\n{fsync}: {len(acked)} jobs, {report.runs} runs, {len(report.excused)} excused, "
+          f"recovery: {recovery(ledger, 'redis_sigkill').summary()}")  # fmt: skip
     assert report.places["succeeded"] == len(acked), report.places
     assert m.stop(timeout=120) == 0

@@ -14,6 +14,7 @@ import redis
 
 from taskqueue import TaskQueue
 from taskqueue.testing import assert_conserved, check_ledger, wait_for
+from taskqueue.testing.ledger import recovery
 from taskqueue.testing.ledger_tasks import asleep, sleep
 
 pytestmark = pytest.mark.slow
@@ -61,6 +62,7 @@ def test_worker_sigkilled_every_half_second(redis_url, tq, masters, ledger):
     assert redelivered <= kills * 20
     assert assert_conserved(tq.redis, ids) == {"succeeded": n}
     report = check_ledger(tq.redis, ids, ledger)
+    print(f"recovery: {recovery(ledger, 'sigkill').summary()}")
     assert report.runs >= n and len(report.excused) <= kills * 20
     assert m.stop() == 0
 
@@ -74,7 +76,8 @@ def test_master_sigkilled_workers_exit_and_a_second_master_finishes(redis_url, t
     wait_for(lambda: counts(tq, ids).count(b"active") >= 6, 10, "jobs in flight")
     m.proc.kill()
     m.wait(10)
-    ledger.fault("master sigkill: its workers quit")
+    kind = "master sigkill: its workers quit"
+    ledger.fault(kind)
     for pid in workers:
         wait_for(lambda pid=pid: not psutil.pid_exists(pid) or
                  psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 10, "worker exit")  # fmt: skip
@@ -82,6 +85,7 @@ def test_master_sigkilled_workers_exit_and_a_second_master_finishes(redis_url, t
     wait_for(lambda: succeeded(tq, ids) == 30, 60, "second master finishes every job")
     assert assert_conserved(tq.redis, ids) == {"succeeded": 30}
     check_ledger(tq.redis, ids, ledger)
+    print(f"\nrecovery: {recovery(ledger, kind).summary()}")
     assert m2.stop() == 0
 
 
@@ -99,6 +103,7 @@ def test_sigstopped_worker_is_killed_and_its_jobs_run_elsewhere(redis_url, tq, m
     m.wait_workers(2, exclude={pids[0]})
     assert assert_conserved(tq.redis, ids) == {"succeeded": 4}
     assert len(check_ledger(tq.redis, ids, ledger).excused) == 2
+    print(f"\nrecovery: {recovery(ledger, 'sigstop').summary()}")
     assert m.stop() == 0
 
 
@@ -108,7 +113,8 @@ def test_sigstopped_master_late_acks_are_rejected(redis_url, tq, masters, ledger
     m.wait_workers(1)
     ids = [tq.enqueue(sleep, 5.0, i) for i in range(4)]
     wait_for(lambda: counts(tq, ids).count(b"active") == 4, 10, "jobs in flight")
-    with ledger.fault_window("sigstop master: its leases lapse"):
+    kind = "sigstop master: its leases lapse"
+    with ledger.fault_window(kind):
         m.send(signal.SIGSTOP)
         try:
             m2 = masters(redis_url, "-w", "1", "--max-concurrent-tasks", "4", *LEDGER, env=env)
@@ -120,6 +126,7 @@ def test_sigstopped_master_late_acks_are_rejected(redis_url, tq, masters, ledger
     assert assert_conserved(tq.redis, ids) == {"succeeded": 4}
     # The ledger proves the late results were not stored: each result names the second run.
     assert len(check_ledger(tq.redis, ids, ledger).excused) >= 4
+    print(f"\nrecovery: {recovery(ledger, kind).summary()}")
     assert m.stop() == 0 and m2.stop() == 0
 
 
@@ -134,9 +141,11 @@ def test_redis_restart_under_load(redis_factory, masters, ledger):
     ledger.fault("redis sigkill")
     time.sleep(1.5)  # an outage long enough for several reconnect attempts (not a race guard)
     server.start()
+    ledger.healed("redis sigkill")  # excuses nothing: times the runs after the restart
     wait_for(lambda: _safe(lambda: succeeded(tq, ids)) == 3000, 120, "every job done")
     assert assert_conserved(tq.redis, ids) == {"succeeded": 3000}
     check_ledger(tq.redis, ids, ledger)
+    print(f"\nrecovery: {recovery(ledger, 'redis sigkill').summary()}")
     log = m.log()
     assert log.count("taskqueue.master lost Redis") == 1, log[-3000:]
     assert log.count("taskqueue.master Redis is back") == 1

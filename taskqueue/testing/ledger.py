@@ -33,6 +33,12 @@ checker uses it to prove that the stored result comes from the run that held the
    a fault that lasts (``fault_window``) counts over its whole span;
 3. no ack landed after its lease moved on: a succeeded job's result names the run of its last
    lease (the record's ``worker`` and ``attempts``), and that run finished ``ok``.
+
+:func:`recovery` measures, from the same file, how long a kind of fault took to recover from:
+the delay before each run it hit ran again, and the time until a run finished ok after it. Two
+records help it and excuse nothing (``check_ledger`` reads only ``fault`` records):
+``healed``, when the test repaired the fault (Redis restarted, a replica promoted), and ``mark``,
+a fault that must excuse no rerun (a partition shorter than the lease).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import functools
 import inspect
 import json
 import os
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -109,6 +116,16 @@ class Ledger:
             yield
         finally:
             self.write("fault", kind=kind, target=pid, since=start)
+
+    def mark(self, kind: str, pid: int | None = None, **fields: Any) -> None:
+        """Record a fault for :func:`recovery` only: it excuses no rerun (a partition shorter
+        than the lease, which must cause none)."""
+        self.write("mark", kind=kind, target=pid, **fields)
+
+    def healed(self, kind: str) -> None:
+        """Record that the test repaired fault ``kind`` (Redis restarted, a replica promoted, a
+        link healed): :func:`recovery` counts service restored only from runs started after it."""
+        self.write("healed", kind=kind)
 
     def records(self) -> list[dict[str, Any]]:
         """Every complete record so far, in file order (a torn last line is skipped)."""
@@ -239,11 +256,9 @@ def check_ledger(
     for job_id in ids:
         job_runs = runs.get(job_id, [])
         for prev, cur in zip(job_runs, job_runs[1:], strict=False):
-            if prev.outcome in ("error", "cancelled") and prev.finished <= cur.started:  # type: ignore[operator]
+            if _retried(prev, cur):
                 continue
-            hit = [f for f in faults if f.get("target") in (None, prev.pid)
-                   and prev.started - LEASED_BEFORE_START <= f["t"]
-                   and f.get("since", f["t"]) <= cur.started]  # fmt: skip
+            hit = _hitting(prev, cur, faults)
             if hit:
                 report.excused.append(f"{job_id}: run {prev.name} hit by {hit[0]['kind']}")
             else:
@@ -254,6 +269,18 @@ def check_ledger(
     report.violations = problems
     assert not problems, f"{len(problems)} ledger violation(s):\n" + "\n".join(problems[:20])
     return report
+
+
+def _retried(prev: Run, cur: Run) -> bool:
+    """``cur`` is a retry: ``prev`` failed or was cancelled before it started."""
+    return prev.outcome in ("error", "cancelled") and prev.finished <= cur.started  # type: ignore[operator]
+
+
+def _hitting(prev: Run, cur: Run, faults: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The faults that hit run ``prev`` before ``cur`` started (rule 2 of the module docstring)."""
+    return [f for f in faults if f.get("target") in (None, prev.pid)
+            and prev.started - LEASED_BEFORE_START <= f["t"]
+            and f.get("since", f["t"]) <= cur.started]  # fmt: skip
 
 
 def _check_acks(
@@ -288,3 +315,77 @@ def _count(where: dict[str, list[str]]) -> dict[str, int]:
         if places:
             out[places[0].split(":")[0]] += 1
     return dict(out)
+
+
+@dataclass
+class Recovery:
+    """How long one kind of fault took to recover from, in seconds (see :func:`recovery`)."""
+
+    kind: str
+    #: ``fault`` and ``mark`` records of the kind.
+    faults: int
+    #: Per excused rerun: from the onset of the fault that hit the run before it to its start.
+    reruns: list[float] = field(default_factory=list)
+    #: Per fault followed by a run that finished ok: from its onset to that run's finish.
+    restored: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, and the median and max of each list in seconds (3 decimals; None if empty)."""
+        out: dict[str, Any] = {"faults": self.faults, "reruns": len(self.reruns)}
+        for name, values in (("rerun", self.reruns), ("restored", self.restored)):
+            out[f"{name}_median_s"] = round(statistics.median(values), 3) if values else None
+            out[f"{name}_max_s"] = round(max(values), 3) if values else None
+        if len(self.restored) < self.faults:
+            out["unrestored"] = self.faults - len(self.restored)
+        return out
+
+
+def recovery(ledger: Ledger, kind: str) -> Recovery:
+    """Measure recovery from the faults of ``kind`` in ``ledger``; read only, asserts nothing.
+
+    A fault's *onset* is its record's ``since`` (a :meth:`Ledger.fault_window`: when the fault
+    began), else its time ``t``. Two figures:
+
+    - ``reruns``: for each run that a ``fault`` record of ``kind`` hit, the seconds from that
+      fault's onset to the start of the job's next run. A fault hits a run when rule 2 of
+      :func:`check_ledger` would excuse the next run by it (same ``target`` or none, between
+      the two starts, or up to ``LEASED_BEFORE_START`` before the first), and the run did not
+      end in an error or a cancel before the onset: a run the fault cut short counts, although
+      the check calls its next run a retry (a worker quitting with its master cancels its jobs).
+      When several faults of the kind hit the run, the one with the latest onset counts.
+    - ``restored`` (service restored): for each ``fault`` or ``mark`` record of ``kind``, the
+      seconds from its onset to the earliest *finish* of a run that finished ``ok``, started at
+      or after the *resume* time, and ran in a process the record does not target. Resume is
+      the first ``healed`` record of the kind at or after the onset, else the onset itself. Runs
+      started before resume are left out: when a fault stops every process (Redis down), a
+      fetch answered just before it still starts its jobs, which then finish ok without any
+      service; the test records ``healed`` so that only runs started after the repair count.
+      A fault with no such run is left out of ``restored`` (``summary`` says ``unrestored``).
+    """
+    records = ledger.records()
+    faults = [r for r in records if r["ev"] == "fault" and r.get("kind") == kind]
+    marks = [r for r in records if r["ev"] == "mark" and r.get("kind") == kind]
+    heals = sorted(r["t"] for r in records if r["ev"] == "healed" and r.get("kind") == kind)
+    runs = ledger.runs()
+    out = Recovery(kind, len(faults) + len(marks))
+    for job_runs in runs.values():
+        for prev, cur in zip(job_runs, job_runs[1:], strict=False):
+            onsets = [_onset(f) for f in _hitting(prev, cur, faults)]
+            if _retried(prev, cur):  # only a fault that came before it ended cut it short
+                onsets = [o for o in onsets if o <= prev.finished]  # type: ignore[operator]
+            if onsets:
+                out.reruns.append(cur.started - max(onsets))
+    ok = [(r.started, r.finished, r.pid) for rs in runs.values() for r in rs
+          if r.outcome == "ok" and r.finished is not None]  # fmt: skip
+    for f in faults + marks:
+        onset = _onset(f)
+        resume = next((t for t in heals if t >= onset), onset)
+        after = [end for start, end, pid in ok if start >= resume and pid != f.get("target")]
+        if after:
+            out.restored.append(min(after) - onset)
+    return out
+
+
+def _onset(fault: dict[str, Any]) -> float:
+    """When a fault began: a window's ``since``, else the record's time."""
+    return float(fault.get("since", fault["t"]))
