@@ -12,16 +12,20 @@ import pytest
 
 from taskqueue import registered
 from taskqueue.testing import wait_for
+from taskqueue.testing.ledger import check_ledger
 
 V1 = """
 from taskqueue import task
+from taskqueue.testing.ledger import recorded
 
 @task(name="d.version")
+@recorded
 def version():
     return 1
 """
 V2 = V1.replace("return 1", "return 2  # the deployed code") + textwrap.dedent("""
     @task(name="d.new")
+    @recorded
     def new(i):
         return f"new {i}"
 """)
@@ -32,14 +36,19 @@ def live(tq) -> dict:
 
 
 @pytest.mark.slow
-def test_hup_runs_changed_code_and_new_tasks_survive_the_roll(redis_url, tq, masters, tmp_path):
+def test_hup_runs_changed_code_and_new_tasks_survive_the_roll(redis_url, tq, masters, ledger,
+                                                              tmp_path):  # fmt: skip
     mod = f"deploy_tasks_{int(time.time() * 1000)}"
     (tmp_path / f"{mod}.py").write_text(V1)
-    m = masters(redis_url, "-w", "2", imports=mod, env={"PYTHONPATH": str(tmp_path)})
+    m = masters(redis_url, "-w", "2", imports=mod,
+                env={"PYTHONPATH": str(tmp_path), **ledger.env()})  # fmt: skip
     old = set(m.wait_workers(2))
-    assert tq.result(tq.enqueue_with("d.version", strict=False), timeout=20) == 1
+    v1 = tq.enqueue_with("d.version", strict=False)
+    assert tq.result(v1, timeout=20)["value"] == 1
     wait_for(lambda: any("d.version" in e["tasks"] for e in live(tq).values()), 10, "published")
     (tmp_path / f"{mod}.py").write_text(V2)
+    for pid in old:  # recorded before it is sent: the roll retires every old worker
+        ledger.fault("SIGHUP to the master (deploy)", pid=pid)
     m.send(signal.SIGHUP)
     wait_for(lambda: any("d.new" in e["tasks"] for e in live(tq).values()), 20,
              "the master publishes the new task")  # fmt: skip
@@ -47,9 +56,13 @@ def test_hup_runs_changed_code_and_new_tasks_survive_the_roll(redis_url, tq, mas
     ids = [tq.enqueue_with("d.new", (i,), strict=False) for i in range(20)]
     m.wait_log("reload done", timeout=30)
     m.wait_workers(2, exclude=old)
-    assert [tq.result(i, timeout=30) for i in ids] == [f"new {i}" for i in range(20)]
-    assert tq.result(tq.enqueue_with("d.version", strict=False), timeout=20) == 2
+    assert [tq.result(i, timeout=30)["value"] for i in ids] == [f"new {i}" for i in range(20)]
+    v2 = tq.enqueue_with("d.version", strict=False)
+    assert tq.result(v2, timeout=20)["value"] == 2
     assert m.stop() == 0
+    # An old worker refuses a task it does not know before any code runs: one run per job.
+    report = check_ledger(tq.redis, [v1, *ids, v2], ledger, tq.keys)
+    assert report.runs == 22 and not report.excused
 
 
 def test_unknown_task_is_retried_while_a_live_worker_registers_it(client, worker_factory) -> None:

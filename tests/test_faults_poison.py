@@ -67,10 +67,16 @@ def test_a_dead_worker_stalls_only_the_jobs_whose_code_ran(redis_url, tq, master
     tq.resume("default")
     wait_for(lambda: len((m.status() or {"workers": [{"jobs": []}]})["workers"][0]["jobs"]) == 2,
              20, "both jobs reported held")  # fmt: skip
+    ledger.fault("sigkill", pid=pid)  # recorded first: it precedes any run it causes
     os.kill(pid, signal.SIGKILL)
-    ledger.fault("sigkill", pid=pid)
     wait_for(lambda: tq.status(running).stalls == 1, 20, "the running job stalled")
     assert tq.status(waiting).stalls == 1, "fetched, never started: back without a stall"
     tq.cancel(running)  # (it would hold the next worker for 30 s)
     wait_for(lambda: tq.status(waiting).state == "succeeded", 30, "the suspect ran alone")
+    wait_for(lambda: tq.status(running).state == "cancelled", 30, "the long job cancelled")
     assert m.stop(timeout=90) == 0
+    report = check_ledger(tq.redis, [running, waiting], ledger, tq.keys)
+    assert report.places == {"cancelled": 1, "succeeded": 1}
+    # The suspect never started before the kill: it ran once. The long job may have started
+    # again before the cancel: only that second run is excused, by the SIGKILL.
+    assert len(ledger.runs()[waiting]) == 1 and len(report.excused) <= 1

@@ -1,4 +1,6 @@
-"""The master's signal table and control commands, on real processes and a real Redis."""
+"""The master's signal table and control commands, on real processes and a real Redis. Every
+test that runs jobs runs them through ledger-recorded tasks and ends with ``check_ledger``: a
+signal recorded as a fault of the master's workers before it is sent, and no run excused."""
 
 from __future__ import annotations
 
@@ -12,9 +14,13 @@ import pytest
 from taskqueue import TaskQueue
 from taskqueue.keys import Keys
 from taskqueue.testing import assert_conserved, wait_for
-from tests.tasks_for_master import asleep, noop, pid, sleep
+from taskqueue.testing.ledger import Ledger, check_ledger
+from taskqueue.testing.ledger_tasks import asleep, noop, sleep
+from tests.tasks_faults import pid
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+#: Recorded tasks: ``ledger.*`` and ``faults.*``.
+TASKS = "tests.tasks_faults"
 
 
 def states(tq: TaskQueue, ids: list[str]) -> list[str]:
@@ -28,49 +34,80 @@ def all_in(tq: TaskQueue, ids: list[str], state: str = "succeeded"):
     return lambda: all(s == state for s in states(tq, ids))
 
 
-def test_term_lets_running_tasks_finish_and_fetches_nothing_new(redis_url, tq, masters):
-    m = masters(redis_url, "-w", "2", "--max-concurrent-tasks", "2", "--graceful-timeout", "30")
+def faulted(ledger: Ledger, m, kind: str) -> None:  # noqa: ANN001 - a MasterProc
+    """Record ``kind`` as a fault of each worker of ``m``, before the test does it."""
+    for p in m.worker_pids(state=None):
+        ledger.fault(kind, pid=p)
+
+
+def signal_master(ledger: Ledger, m, sig: signal.Signals) -> None:  # noqa: ANN001
+    faulted(ledger, m, f"{sig.name} to the master")
+    m.send(sig)
+
+
+def started(ledger: Ledger, ids: list[str]):
+    """All of ``ids`` started running: leased ("active") is not enough, a stop puts a job that
+    was leased but not started back unstarted."""
+    return lambda: set(ids) <= ledger.runs().keys()
+
+
+def no_run_finished_ok(ledger: Ledger) -> bool:
+    return all(r.outcome != "ok" for runs in ledger.runs().values() for r in runs)
+
+
+def test_term_lets_running_tasks_finish_and_fetches_nothing_new(redis_url, tq, masters, ledger):
+    m = masters(redis_url, "-w", "2", "--max-concurrent-tasks", "2", "--graceful-timeout", "30",
+                env=ledger.env(), imports=TASKS)  # fmt: skip
     m.wait_workers(2)
     ids = [tq.enqueue(sleep, 2.0, i) for i in range(8)]
-    wait_for(lambda: sum(s == "active" for s in states(tq, ids)) == 4, 10, "4 jobs running")
-    m.send(signal.SIGTERM)
+    wait_for(lambda: len(ledger.runs()) == 4, 10, "4 jobs running")
+    signal_master(ledger, m, signal.SIGTERM)
     assert m.wait(30) == 0
     st = states(tq, ids)
     assert st.count("succeeded") == 4 and st.count("queued") == 4, st
     assert "STOPPING" not in m.log()  # no NOTIFY_SOCKET: nothing sent
     assert_conserved(tq.redis, ids)
     assert not tq.redis.exists(Keys().master(m.id))
+    report = check_ledger(tq.redis, ids, ledger, tq.keys, terminal=False)
+    assert report.runs == 4 and not report.excused  # the 4 queued jobs never started
 
 
-def test_term_with_short_grace_puts_jobs_back_without_spending_an_attempt(redis_url, tq, masters):
-    m = masters(redis_url, "-w", "1", "--max-concurrent-tasks", "3", "--graceful-timeout", "0.5")
+def test_term_with_short_grace_puts_jobs_back_without_spending_an_attempt(redis_url, tq, masters,
+                                                                         ledger):  # fmt: skip
+    m = masters(redis_url, "-w", "1", "--max-concurrent-tasks", "3", "--graceful-timeout", "0.5",
+                env=ledger.env(), imports=TASKS)  # fmt: skip
     m.wait_workers(1)
     ids = [tq.enqueue(sleep, 20.0, i) for i in range(3)]
-    wait_for(all_in(tq, ids, "active"), 10, "3 jobs running")
-    m.send(signal.SIGTERM)
+    wait_for(started(ledger, ids), 10, "3 jobs running")
+    signal_master(ledger, m, signal.SIGTERM)
     assert m.wait(20) == 0
     assert states(tq, ids) == ["queued"] * 3
     for i in ids:
         job = tq.redis.hgetall(tq.keys.job(i))
         assert job.get(b"failures", b"0") == b"0" and job[b"attempts"] == b"0", job
     assert assert_conserved(tq.redis, ids) == {"queued": 3}
+    report = check_ledger(tq.redis, ids, ledger, tq.keys, terminal=False)
+    assert report.runs == 3 and no_run_finished_ok(ledger)  # each cut once, none acked
 
 
-def test_second_int_is_a_fast_stop(redis_url, tq, masters):
-    m = masters(redis_url, "-w", "1", "--graceful-timeout", "60")
+def test_second_int_is_a_fast_stop(redis_url, tq, masters, ledger):
+    m = masters(redis_url, "-w", "1", "--graceful-timeout", "60", env=ledger.env(), imports=TASKS)
     m.wait_workers(1)
     ids = [tq.enqueue(asleep, 30.0, i) for i in range(2)]
-    wait_for(all_in(tq, ids, "active"), 10, "jobs running")
-    m.send(signal.SIGINT)
+    wait_for(started(ledger, ids), 10, "jobs running")
+    signal_master(ledger, m, signal.SIGINT)
     m.wait_log("graceful stop (SIGINT)")
-    m.send(signal.SIGINT)
+    signal_master(ledger, m, signal.SIGINT)
     assert m.wait(20) == 0
     assert states(tq, ids) == ["queued", "queued"]
     assert_conserved(tq.redis, ids)
+    report = check_ledger(tq.redis, ids, ledger, tq.keys, terminal=False)
+    assert report.runs == 2 and no_run_finished_ok(ledger)  # both cut short, none acked
 
 
-def test_hup_replaces_every_worker_without_losing_jobs(redis_url, tq, masters):
-    m = masters(redis_url, "-w", "2", "--max-concurrent-tasks", "4")
+def test_hup_replaces_every_worker_without_losing_jobs(redis_url, tq, masters, ledger):
+    m = masters(redis_url, "-w", "2", "--max-concurrent-tasks", "4", env=ledger.env(),
+                imports=TASKS)  # fmt: skip
     old = set(m.wait_workers(2))
     ids = [tq.enqueue(asleep, 0.05, i) for i in range(600)]
     wait_for(lambda: "succeeded" in states(tq, ids[:50]), 10, "jobs running")
@@ -84,7 +121,7 @@ def test_hup_replaces_every_worker_without_losing_jobs(redis_url, tq, masters):
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    m.send(signal.SIGHUP)
+    signal_master(ledger, m, signal.SIGHUP)
     m.wait_log("reload done")
     new = set(m.wait_workers(2, exclude=old))
     wait_for(all_in(tq, ids), 60, "every job succeeded")
@@ -93,10 +130,13 @@ def test_hup_replaces_every_worker_without_losing_jobs(redis_url, tq, masters):
     busy = [n for n in done_at if n < len(ids)]  # samples taken while work remained
     stalls = [b for a, b in zip(busy, busy[1:], strict=False) if b == a]
     assert len(busy) >= 2 and not stalls, f"throughput dropped to zero during the reload: {done_at}"
-    ran_on = {tq.result(i) for i in [tq.enqueue(pid, 0.2) for _ in range(8)]}
+    on_new = [tq.enqueue(pid, 0.2) for _ in range(8)]
+    ran_on = {tq.result(i)["value"] for i in on_new}
     assert ran_on <= new
     assert m.stop() == 0
     assert assert_conserved(tq.redis, ids) == {"succeeded": 600}
+    report = check_ledger(tq.redis, ids + on_new, ledger, tq.keys)
+    assert report.runs == 608 and not report.excused  # the reload ran no job twice
 
 
 def test_hup_with_a_bad_config_keeps_the_old_workers(redis_url, tq, masters, tmp_path):
@@ -123,17 +163,20 @@ def test_ttin_ttou_change_the_worker_count(redis_url, masters):
     assert m.stop() == 0
 
 
-def test_tstp_stops_fetching_and_cont_resumes(redis_url, tq, masters):
-    m = masters(redis_url, "-w", "1")
+def test_tstp_stops_fetching_and_cont_resumes(redis_url, tq, masters, ledger):
+    m = masters(redis_url, "-w", "1", env=ledger.env(), imports=TASKS)
     m.wait_workers(1)
-    m.send(signal.SIGTSTP)
+    signal_master(ledger, m, signal.SIGTSTP)
     wait_for(lambda: (m.status() or {}).get("quiet"), 10, "quiet in the status record")
     ids = [tq.enqueue(noop, i) for i in range(20)]
     wait_for(lambda: tq.redis.llen(tq.keys.ready("default")) == 20, 5, "queue grows")
     assert states(tq, ids) == ["queued"] * 20  # checked after the fact: nothing ran
-    m.send(signal.SIGCONT)
+    assert not ledger.runs()  # not even started
+    signal_master(ledger, m, signal.SIGCONT)
     wait_for(all_in(tq, ids), 20, "jobs done after CONT")
     assert m.stop() == 0
+    report = check_ledger(tq.redis, ids, ledger, tq.keys)
+    assert report.runs == 20 and not report.excused
 
 
 def test_usr2_dumps_the_stacks_of_master_and_workers(redis_url, masters):
@@ -153,8 +196,8 @@ def command(tq: TaskQueue, master_id: str, cmd: str, **args) -> dict:
     return json.loads(raw)
 
 
-def test_control_commands_use_the_signal_code_paths(redis_url, tq, masters):
-    m = masters(redis_url, "-w", "1")
+def test_control_commands_use_the_signal_code_paths(redis_url, tq, masters, ledger):
+    m = masters(redis_url, "-w", "1", env=ledger.env(), imports=TASKS)
     m.wait_workers(1)
     assert tq.redis.zscore(tq.keys.masters, m.id) is not None
     assert command(tq, m.id, "ping")["message"] == "pong"
@@ -163,13 +206,26 @@ def test_control_commands_use_the_signal_code_paths(redis_url, tq, masters):
     assert "***" in json.dumps(st["config"]) or "@" not in st["config"]["redis"]["url"]
     assert command(tq, m.id, "scale", n=3)["ok"]
     m.wait_workers(3)
+    faulted(ledger, m, "scale -1 command")
     assert command(tq, m.id, "scale", delta=-1)["ok"]
     m.wait_workers(2)
     assert not command(tq, m.id, "scale", n=0)["ok"]
     assert not command(tq, m.id, "bogus")["ok"]
+    faulted(ledger, m, "quiet command")
     assert command(tq, m.id, "quiet")["ok"]
     wait_for(lambda: m.status()["quiet"], 5, "quiet")
+    quiet = [tq.enqueue(noop, i) for i in range(10)]  # like TSTP: nothing is fetched
+    wait_for(lambda: tq.redis.llen(tq.keys.ready("default")) == 10, 5, "queue grows")
+    assert states(tq, quiet) == ["queued"] * 10 and not ledger.runs()
+    faulted(ledger, m, "resume command")
     assert command(tq, m.id, "resume")["ok"]
+    wait_for(all_in(tq, quiet), 20, "jobs done after resume")
+    running = [tq.enqueue(sleep, 1.0, i) for i in range(2)]
+    wait_for(started(ledger, running), 10, "jobs running")
+    faulted(ledger, m, "stop command (graceful)")
     assert command(tq, m.id, "stop", fast=False)["ok"]
     assert m.wait(30) == 0
     assert tq.redis.zscore(tq.keys.masters, m.id) is None
+    assert states(tq, running) == ["succeeded"] * 2  # like TERM: running jobs finish
+    report = check_ledger(tq.redis, quiet + running, ledger, tq.keys)
+    assert report.runs == 12 and not report.excused

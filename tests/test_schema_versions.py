@@ -12,6 +12,7 @@ import pytest
 from taskqueue import TaskQueue
 from taskqueue.schema import MIN_COMPATIBLE, SCHEMA_VERSION, check_call
 from taskqueue.testing import wait_for
+from taskqueue.testing.ledger import check_ledger
 
 
 def check(tq: TaskQueue, version: int, min_compatible: int):
@@ -61,13 +62,16 @@ def test_an_incompatible_release_refuses_to_start_and_touches_no_job(redis_url) 
 
 
 @pytest.mark.slow
-def test_a_compatible_newer_release_runs_beside_this_one(redis_url, masters) -> None:
+def test_a_compatible_newer_release_runs_beside_this_one(redis_url, masters, ledger) -> None:
     tq = TaskQueue(redis_url)
     newer = SCHEMA_VERSION + 1
     tq.redis.hset(tq.keys.schema, mapping={"version": newer, "min_compatible": MIN_COMPATIBLE})
-    m = masters(redis_url, "-w", "1")
+    m = masters(redis_url, "-w", "1", env=ledger.env(), imports="tests.tasks_faults")
     m.wait_workers(1)
-    job = tq.enqueue_with("m.noop", (1,), strict=False)
+    job = tq.enqueue_with("ledger.noop", (1,), strict=False)
     wait_for(lambda: tq.status(job).state == "succeeded", 30, "the job to run")
     assert stored(tq) == (newer, MIN_COMPATIBLE), "an older release does not lower the record"
     assert m.stop() == 0
+    report = check_ledger(tq.redis, [job], ledger, tq.keys)  # its result is from its one run
+    assert report.runs == 1 and not report.excused
+    tq.close()

@@ -21,7 +21,9 @@ from taskqueue.connection import RedisSettings
 from taskqueue.errors import ConfigError, RedisRefused, RedisUnavailable
 from taskqueue.redis_url import BadRedisUrl
 from taskqueue.testing import wait_for
+from taskqueue.testing.ledger import Ledger, check_ledger
 from taskqueue.testing.sentinel import LocalSentinel, SentinelAuth
+from taskqueue.testing.server import RedisServer
 
 AUTH = SentinelAuth()
 SECRETS = (AUTH.password, AUTH.user_password, AUTH.sentinel_password, AUTH.sentinel_user_password)
@@ -86,23 +88,26 @@ def shows_no_secret(text: str) -> None:
 
 @pytest.mark.slow
 def test_an_authenticated_sentinel_set_follows_a_failover(locked: LocalSentinel, locked_url: str,
-                                                          masters):  # fmt: skip
+                                                          masters, ledger: Ledger):  # fmt: skip
     """The settings come from the environment, reach the master, its workers, the client, the
     asyncio client and tqctl; the primary is killed and all of them follow the Sentinels to
-    the new one, which they log in to as the ACL user."""
+    the new one, which they log in to as the ACL user. Every job runs through the ledger."""
     settings = settings_from_env(locked_url)
-    m = masters(locked_url, "-w", "1", env=ENV, settings=settings)
+    m = masters(locked_url, "-w", "1", env={**ENV, **ledger.env()}, settings=settings,
+                imports="tests.tasks_faults")  # fmt: skip
     m.wait_workers(1, timeout=60)
     tq = TaskQueue(settings)
-    before = [tq.enqueue_with("m.noop", (i,), strict=False) for i in range(10)]
-    assert [tq.result(j, timeout=30) for j in before] == list(range(10))
+    before = [tq.enqueue_with("ledger.noop", (i,), strict=False) for i in range(10)]
+    assert [tq.result(j, timeout=30)["value"] for j in before] == list(range(10))
     # the master, the worker and this client log in as the ACL user
     assert users_of_taskqueue(locked.primary()) == {AUTH.user}
+    from_async: list[str] = []  # every job the asyncio client enqueued
 
     async def from_asyncio() -> int:
         atq = AsyncTaskQueue(settings)
         try:
-            return await atq.result(await atq.enqueue_with("m.noop", (7,), strict=False), 30)
+            from_async.append(await atq.enqueue_with("ledger.noop", (7,), strict=False))
+            return (await atq.result(from_async[-1], 30))["value"]
         finally:
             await atq.close()
 
@@ -111,21 +116,39 @@ def test_an_authenticated_sentinel_set_follows_a_failover(locked: LocalSentinel,
     assert '"password": "***"' in shown and '"sentinel_password": "***"' in shown
     shows_no_secret(shown + repr(settings) + repr(tq))
 
+    # Replication is asynchronous: the records of the jobs done so far must be on the replica
+    # before the primary dies, or the failover itself loses them (not what this test is about).
+    replicated(locked.primary())
+    ledger.fault("sentinel failover: primary SIGKILLed")  # every process may be hit
     locked.kill_primary()  # the Sentinels log in to the replica to promote it
     # Until every Sentinel agrees on the new primary, a call may meet an outage: retry it, as
     # a producer does (same idempotency key).
     after = [
-        retried(lambda i=i: tq.enqueue_with("m.noop", (i,), key=f"after-{i}", strict=False))
+        retried(lambda i=i: tq.enqueue_with("ledger.noop", (i,), key=f"after-{i}", strict=False))
         for i in range(10)
     ]
-    assert [retried(lambda j=j: tq.result(j, timeout=60)) for j in after] == list(range(10))
+    assert [retried(lambda j=j: tq.result(j, timeout=60))["value"] for j in after] == list(
+        range(10)
+    )
     assert retried(lambda: asyncio.run(from_asyncio())) == 7
     wait_for(lambda: m.status() and m.status()["workers"][0]["state"] == "running", 60,
              "the master to report through the new primary")  # fmt: skip
     shows_no_secret(json.dumps(m.status()))  # the status record tqctl and the API read
+    ids = [*before, *after, *from_async]
+    wait_for(lambda: all(tq.status(i).state == "succeeded" for i in ids), 60, "every job done")
     assert m.stop(timeout=60) == 0
     shows_no_secret(m.log())
+    report = check_ledger(tq.redis, ids, ledger, tq.keys)
+    assert report.runs == len(ids) and not report.excused  # the failover ran no job twice
     tq.close()
+
+
+def replicated(primary: RedisServer) -> None:
+    """Wait until the replica has every write ``primary`` took so far."""
+    with primary.client() as c:
+        offset = c.info("replication")["master_repl_offset"]
+        wait_for(lambda: c.info("replication")["slave0"]["offset"] >= offset, 30,
+                 "the replica to catch up")  # fmt: skip
 
 
 def test_wrong_credentials_say_which_settings_to_fix(locked: LocalSentinel, locked_url: str,
