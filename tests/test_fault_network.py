@@ -34,6 +34,25 @@ def all_done(tq: TaskQueue, ids: list[str]) -> bool:
     )
 
 
+def two_workers_behind(proxy: FaultProxy, masters, ledger: Ledger, lease_seconds: float):
+    """A master with 2 worker processes that reach Redis through ``proxy``, running ledger tasks."""
+    env = {**ledger.env(), "TASKQUEUE_WORKERS__LEASE_SECONDS": str(lease_seconds)}
+    m = masters(proxy.url, "-w", "2", env=env, imports=TASKS)
+    m.wait_workers(2, timeout=60)
+    return m
+
+
+def unexcused_fault(ledger: Ledger, kind: str, seconds: float, begin, end) -> None:
+    """``begin()`` a fault, let it last ``seconds`` (the fault itself, not a wait for an event),
+    ``end()`` it. Marked in the ledger for the recovery figures only: a mark excuses no
+    duplicate, so the test proves none happened."""
+    begin()
+    ledger.mark(kind)
+    threading.Event().wait(seconds)
+    end()
+    ledger.healed(kind)
+
+
 @pytest.mark.slow
 def test_latency_50_to_500_ms_loses_nothing_and_runs_nothing_twice(
     redis_url, masters, tmp_path
@@ -83,18 +102,13 @@ def test_connections_reset_mid_command_lose_nothing(redis_url, masters, tmp_path
 @pytest.mark.slow
 def test_partition_shorter_than_the_lease_runs_nothing_twice(redis_url, masters, tmp_path) -> None:
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    env = {**ledger.env(), "TASKQUEUE_WORKERS__LEASE_SECONDS": "10"}
     with FaultProxy(port_of(redis_url)) as proxy:
-        m = masters(proxy.url, "-w", "2", env=env, imports=TASKS)
-        m.wait_workers(2, timeout=60)
+        m = two_workers_behind(proxy, masters, ledger, lease_seconds=10)
         tq = TaskQueue(redis_url)
         ids = tq.enqueue_many([("ledger.sleep", (0.5, i), {}) for i in range(40)])
         wait_for(lambda: len(ledger.runs()) >= 5, 60, "jobs to start")
-        proxy.partition()
-        ledger.mark("partition")  # for recovery only: a mark excuses no duplicate
-        threading.Event().wait(2.0)  # the fault itself: a 2 s cut, well inside the 10 s lease
-        proxy.heal()
-        ledger.healed("partition")
+        # A 2 s cut, well inside the 10 s lease.
+        unexcused_fault(ledger, "partition", 2.0, proxy.partition, proxy.heal)
         wait_for(lambda: all_done(tq, ids), 180, "the jobs to finish after the heal")
         report = check_ledger(tq.redis, ids, ledger)  # no fault recorded: no duplicate excused
         print(f"\n{len(ids)} jobs, {report.runs} runs, "
@@ -141,3 +155,37 @@ def test_partition_longer_than_the_lease_moves_jobs_and_refuses_late_acks(
         b.send(signal.SIGCONT)
         assert a.stop(timeout=120) == 0
         assert b.stop(timeout=120) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stall", [2.0, 7.0], ids=["shorter than the command timeout",
+                                                   "longer than the command timeout"])  # fmt: skip
+def test_stalled_reads_lose_nothing_and_run_nothing_twice(
+    redis_url, masters, tmp_path, stall
+) -> None:
+    """Redis runs every command, but its replies stall in the proxy for ``stall`` seconds. Within
+    the 5 s command timeout the workers just wait. Past it they drop their connections, and the
+    replies are lost: a fetch whose reply was lost leaves its jobs leased to nobody until the
+    10 s lease lapses, an ack whose reply was lost is sent again and answered as the first was
+    (it used to be refused, and logged as a duplicate execution that never happened). Either
+    way no job runs twice, and no fault is recorded to excuse one."""
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    with FaultProxy(port_of(redis_url)) as proxy:
+        m = two_workers_behind(proxy, masters, ledger, lease_seconds=10)
+        tq = TaskQueue(redis_url)
+        ids = tq.enqueue_many([("ledger.sleep", (0.05, i), {}) for i in range(400)])
+        wait_for(lambda: len(ledger.runs()) >= 50, 60, "jobs to run")
+        # Then the held replies go out, on whatever connections are left.
+        unexcused_fault(ledger, "stalled_reads", stall, proxy.stall_replies,
+                        lambda: proxy.heal(reset=False))  # fmt: skip
+        wait_for(lambda: all_done(tq, ids), 180, "the jobs to finish after the stall")
+        report = check_ledger(tq.redis, ids, ledger)  # nothing recorded: no duplicate excused
+        print(f"\n{stall:.0f} s stall: {len(ids)} jobs, {report.runs} runs, "
+              f"recovery: {recovery(ledger, 'stalled_reads').summary()}")  # fmt: skip
+        assert report.places["succeeded"] == len(ids) and report.runs == len(ids)
+        # An ack or fail whose reply was lost is sent again and answered as the first was:
+        # no lease was lost, so none is reported lost.
+        assert "after its lease was lost" not in m.log()
+        if stall > 5:
+            assert "lost Redis (TimeoutError" in m.log(), "the long stall should time reads out"
+        assert m.stop(timeout=120) == 0

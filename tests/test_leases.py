@@ -97,8 +97,31 @@ def test_ack_requires_the_current_lease_token(client: TaskQueue) -> None:
     assert client.status(job.id).state == "active"
     assert client.run(client.broker.ack([(job, encode_result(42))])) == [True]
     assert client.result(job.id, timeout=1) == 42
-    assert client.run(client.broker.ack([(job, encode_result(43))])) == [False]  # twice: no
+    # The same ack again (its first reply was lost on the way): acknowledged, and nothing
+    # changes: the stored result stays, no duplicate is counted.
+    assert client.run(client.broker.ack([(job, encode_result(43))])) == [True]
+    assert client.result(job.id, timeout=1) == 42
+    assert int(client.redis.hget(client.keys.stats, "default:duplicates")) == 1
+    assert client.run(client.broker.ack([(stale, encode_result(44))])) == [False]
     assert int(client.redis.hget(client.keys.stats, "default:duplicates")) == 2
+
+
+def test_a_fail_sent_again_returns_what_the_first_made_of_it(client: TaskQueue) -> None:
+    """A fail whose reply was lost is sent again with the same token: it changes nothing and
+    answers the first call's outcome, not "lost" (which would log a lease that was not lost)."""
+    retried = client.enqueue_with("t", (1,), strict=False, max_retries=1)
+    job = fetch(client, 1, token="first").jobs[0]
+    assert client.run(client.broker.fail(job, "E: 1", "", 60_000)) == "scheduled"
+    assert client.run(client.broker.fail(job, "E: 1", "", 60_000)) == "scheduled"
+    st = client.status(retried)
+    assert (st.state, st.failures, len(st.history)) == ("scheduled", 1, 1)
+    put(client, 1)
+    doomed = fetch(client, 1, token="second").jobs[0]
+    assert client.run(client.broker.fail(doomed, "Reject: bad", "", 0, retry=False)) == "dead"
+    assert client.run(client.broker.fail(doomed, "Reject: bad", "", 0, retry=False)) == "dead"
+    assert client.status(doomed.id).failures == 1
+    doomed.token = "other"
+    assert client.run(client.broker.fail(doomed, "E", "", 0)) == "lost"
 
 
 def test_fail_retries_with_backoff_within_jitter_bounds(client: TaskQueue) -> None:

@@ -170,9 +170,13 @@ def scenario(run: CoverageRunner, cell: redis.Redis) -> None:
     run(b.enqueue([job("h1")]))
     assert run(b.fetch(["q1"], 1, "t4", "w", halt=True)).jobs == []
     assert [j.id for j in run(b.fetch(["q1"], 1, "t4", "w", halt=True)).jobs] == ["h1"]
-    # ack: a waiter woken; a wrong token counted as a duplicate.
+    # ack: a waiter woken; the same ack again (a lost reply) a no-op; a wrong token counted as
+    # a duplicate.
     assert run(b.ack([(leased[0], b"\xc0")])) == [True]
-    assert run(b.ack([(leased[0], b"\xc0")])) == [False]
+    assert run(b.ack([(leased[0], b"\xc0")])) == [True]
+    other = type(leased[0])(**{**{f: getattr(leased[0], f) for f in leased[0].__slots__},
+                               "token": "stale"})  # fmt: skip
+    assert run(b.ack([(other, b"\xc0")])) == [False]
     # extend: renewed, lost, cancel requested.
     e2 = next(j for j in rest if j.id == "e2")
     assert run(b.cancel("e2", "q1")) == "requested"
@@ -180,6 +184,8 @@ def scenario(run: CoverageRunner, cell: redis.Redis) -> None:
     # fail: cancelled (flagged), retried, failed without dead letter, lost token.
     run(b.watch("e2"))
     assert run(b.fail(e2, "E: x", "", 10)) == "cancelled"
+    assert run(b.fail(e2, "E: x", "", 10)) == "cancelled"  # sent again: the first's outcome
+    e2.token = "stale"
     assert run(b.fail(e2, "E: x", "", 10)) == "lost"
     (r1,) = lease(["r1"], max_retries=1, token="t4")
     assert run(b.fail(r1, "E: x", "tb", 10)) == "scheduled"

@@ -5,6 +5,9 @@ ARGV[1..] two per job, same order: lease token, result (MessagePack bytes)
 Derived keys: the worker's held set named by the job's `held` field (same hash tag).
 Returns: array with one integer per job: 1 acknowledged, 0 lease lost (another worker owns the
         job now, or it was finished already: the result is discarded and counted as a duplicate).
+        An ack sent again with the token that already settled the job (its first reply was lost
+        on the way: a timeout, a cut connection) is 1 again and changes nothing: the record keeps
+        that token as `settled`.
 ]]
 --@include now_ms
 --@include num
@@ -28,8 +31,10 @@ for i = 0, n - 1 do
   local job_key, active, done_key = KEYS[2 + i * 3], KEYS[3 + i * 3], KEYS[4 + i * 3]
   local token = ARGV[1 + i * 2]
   local f = redis.call('HMGET', job_key, 'token', 'queue', 'started_ms', 'ttl_ms', 'id', 'held',
-    'waiting', 'task')
-  if f[1] ~= token or token == '' then
+    'waiting', 'task', 'settled')
+  if token ~= '' and f[1] ~= token and f[9] == token then
+    out[#out + 1] = 1  -- this very ack landed before; its reply was lost
+  elseif f[1] ~= token or token == '' then
     out[#out + 1] = 0
     if f[2] then tally(f[2], 'duplicates', 1) end
   else
@@ -37,7 +42,7 @@ for i = 0, n - 1 do
     add(unlease, active, id)
     if f[6] then add(unheld, f[6], id) end
     redis.call('HSET', job_key, 'result', ARGV[2 + i * 2], 'state', 'succeeded',
-      'finished_ms', now, 'token', '')
+      'finished_ms', now, 'token', '', 'settled', token)
     if ttl > 0 then redis.call('PEXPIRE', job_key, ttl) end
     if f[7] == '1' then
       redis.call('RPUSH', done_key, '1')

@@ -16,7 +16,10 @@ ARGV[6] dead_max    most entries kept in the dead letter
 ARGV[7] dead_age_ms oldest entry kept in the dead letter
 ARGV[8] base        key prefix with hash tag; trimmed dead jobs `<base>job:<id>` are derived
 Returns: the job's new state: 'scheduled' | 'dead' | 'failed' | 'cancelled', or 'lost' when the
-        token does not match (nothing changed).
+        token does not match (nothing changed). A call sent again with the token that already
+        settled the job (its first reply was lost) changes nothing and returns what the first
+        made of it: the job's terminal state, or 'scheduled' if it was retried (it may have run
+        again since).
 ]]
 --@include now_ms
 --@include num
@@ -28,7 +31,11 @@ Returns: the job's new state: 'scheduled' | 'dead' | 'failed' | 'cancelled', or 
 local now = now_ms()
 local job_key = KEYS[1]
 local f = redis.call('HMGET', job_key, 'token', 'queue', 'failures', 'max_retries', 'dead_letter',
-  'cancel', 'attempts', 'history', 'ttl_ms', 'id', 'started_ms', 'task')
+  'cancel', 'attempts', 'history', 'ttl_ms', 'id', 'started_ms', 'task', 'settled', 'state')
+if ARGV[1] ~= '' and f[1] ~= ARGV[1] and f[13] == ARGV[1] then  -- a repeat: its reply was lost
+  if f[14] == 'dead' or f[14] == 'failed' or f[14] == 'cancelled' then return f[14] end
+  return 'scheduled'
+end
 if f[1] ~= ARGV[1] or ARGV[1] == '' then return 'lost' end
 local queue, id = f[2], f[10]
 local owner = queue .. '@' .. (f[12] or '')  -- counted per queue and task
@@ -43,7 +50,7 @@ end
 history[#history + 1] = {attempt = num(f[7], 0), error = string.sub(ARGV[2], 1, 500), at_ms = now}
 while #history > 10 do table.remove(history, 1) end
 redis.call('HSET', job_key, 'failures', failures, 'error', ARGV[2], 'traceback', ARGV[3],
-  'history', cjson.encode(history), 'token', '')
+  'history', cjson.encode(history), 'token', '', 'settled', ARGV[1])
 tally(owner, 'failed', 1)
 sample(owner, 'run', now - num(f[11], now))
 

@@ -5,6 +5,7 @@ partitions on loopback, without touching the machine's firewall.
         masters(proxy.url, ...)            # the master and its workers reach Redis through it
         proxy.latency(0.05, 0.5)           # every chunk waits 50-500 ms, each direction
         proxy.partition()                  # nothing passes; connections hang, as on a real cut
+        proxy.stall_replies()              # requests reach Redis, its replies wait in the proxy
         proxy.heal()                       # hung connections are reset, new ones pass again
         proxy.reset()                      # every live connection gets a TCP RST mid-stream
 
@@ -32,6 +33,8 @@ class FaultProxy:
         self.port: int = self._listener.getsockname()[1]
         self._open = threading.Event()  # set: traffic flows; clear: partitioned
         self._open.set()
+        self._replies = threading.Event()  # set: replies flow; clear: they wait (a stalled read)
+        self._replies.set()
         self._lock = threading.Lock()
         self._conns: list[tuple[socket.socket, socket.socket]] = []
         self._delay = (0.0, 0.0)
@@ -53,11 +56,17 @@ class FaultProxy:
         """Stop forwarding anything, in both directions, on old and new connections."""
         self._open.clear()
 
+    def stall_replies(self) -> None:
+        """Hold every reply from Redis (requests still reach it and run): the client's reads
+        stall. ``heal(reset=False)`` delivers what was held, on the same connections."""
+        self._replies.clear()
+
     def heal(self, reset: bool = True) -> None:
         """Let traffic flow again; with ``reset``, connections that hung are reset first (a real
         client would have timed them out; what they held in flight is lost)."""
         if reset:
             self.reset()
+        self._replies.set()
         self._open.set()
 
     def reset(self) -> int:
@@ -105,15 +114,17 @@ class FaultProxy:
                 self._conns.append((client, upstream))
                 self.connections += 1
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self._replies),
+                             daemon=True).start()  # fmt: skip
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket,
+              gate: threading.Event | None = None) -> None:  # fmt: skip
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
-                while not self._open.wait(0.05):
+                while not (self._open.wait(0.05) and (gate is None or gate.wait(0.05))):
                     if src.fileno() < 0:
                         return
                 low, high = self._delay
