@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import statistics
 import sys
@@ -83,6 +84,39 @@ def redis_counters(r) -> tuple[float, int]:
     return cpu["used_cpu_user"] + cpu["used_cpu_sys"], calls
 
 
+def pretouch(gib: float) -> None:
+    """Write one byte per page of ``gib`` GiB of anonymous memory, report the time per MiB
+    (first-touch cost of the machine's memory), and free it."""
+    size = int(gib * 2**30)
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    worst, t0 = 0.0, time.monotonic()
+    for off in range(0, size, 2**20):
+        t = time.monotonic()
+        for page in range(off, min(size, off + 2**20), 4096):
+            buf[page] = 1
+        worst = max(worst, time.monotonic() - t)
+    took = time.monotonic() - t0
+    buf.close()
+    print(
+        f"pretouched {gib} GiB: {took * 1000 / (size / 2**20):.2f} ms per MiB, "
+        f"slowest MiB {worst * 1000:.1f} ms",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def latency_events(r) -> dict[str, dict[str, int]]:
+    """Redis's LATENCY monitor since the last call (events over its threshold: ``command``,
+    ``fast-command``, ``expire-cycle``, ...): how many, and the worst in ms; then reset."""
+    out = {}
+    for name, *_ in r.execute_command("LATENCY", "LATEST"):
+        name = name.decode() if isinstance(name, bytes) else name
+        history = r.execute_command("LATENCY", "HISTORY", name)
+        out[name] = {"events": len(history), "max_ms": max(int(ms) for _, ms in history)}
+    r.execute_command("LATENCY", "RESET")
+    return out
+
+
 class Phases:
     """Times one phase at a time, with its SLOWLOG, Redis's CPU per script call, and the load
     average around it. A phase may note its progress (server time, jobs so far) in
@@ -112,6 +146,9 @@ class Phases:
                "script_calls": calls1 - calls0,
                "redis_cpu_ms_per_script_call": round((cpu1 - cpu0) * 1000 / max(1, calls1 - calls0), 3),
                "slowlog": slowlog(self.r, self.names, spikes)}  # fmt: skip
+        events = latency_events(self.r)
+        if events:
+            row["latency_events"] = events
         if spikes:
             row["spikes"] = [
                 [n, round(ms, 1), self.done_at(t)]
@@ -146,11 +183,21 @@ def main() -> int:
         help="nice value for the private redis-server (negative needs root): a run at -10 shows "
         "what the SLOWLOG reads when other work on the machine does not take Redis's core",
     )
+    ap.add_argument("--latency-ms", type=int, default=20,
+                    help="Redis's latency-monitor-threshold: events at or over it are counted per "
+                    "phase (LATENCY HISTORY keeps the last 160 of each kind)")  # fmt: skip
+    ap.add_argument("--pretouch-gib", type=float, default=0,
+                    help="touch this much fresh memory before starting, then free it: on a VM "
+                    "whose memory the host backs on first touch, that takes the host's page "
+                    "faults out of Redis's figures")  # fmt: skip
     args = ap.parse_args()
+    if args.pretouch_gib:
+        pretouch(args.pretouch_gib)
     reg = Registry()
     noop = task(name="bench.noop", registry=reg)(lambda i: i)
     doomed = task(name="bench.doomed", registry=reg, queue="doomed", max_retries=0)(lambda i: i)
-    server = RedisServer(args=["--slowlog-log-slower-than", "1000", "--slowlog-max-len", "100000"])
+    server = RedisServer(args=["--slowlog-log-slower-than", "1000", "--slowlog-max-len", "100000",
+                               "--latency-monitor-threshold", str(args.latency_ms)])  # fmt: skip
     server.start()
     if args.redis_nice:
         # Only to tell Redis's own cost from time spent waiting for a core on a shared machine.
