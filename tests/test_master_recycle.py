@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 TASKS = "tests.tasks_faults"
 
 
+@pytest.mark.cluster
 def test_worker_recycled_after_max_tasks(redis_url, tq, masters, ledger):
     m = masters(redis_url, "-w", "1", "--max-tasks-per-child", "50", env=ledger.env(),
                 imports=TASKS)  # fmt: skip
@@ -34,6 +35,7 @@ def test_worker_recycled_after_max_tasks(redis_url, tq, masters, ledger):
     assert report.runs == 120 and not report.excused
 
 
+@pytest.mark.cluster
 def test_worker_recycled_at_its_memory_limit(redis_url, tq, masters, ledger):
     m = masters(redis_url, "-w", "1", "--max-memory-per-child", "80", env=ledger.env(),
                 imports=TASKS)  # fmt: skip
