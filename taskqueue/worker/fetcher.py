@@ -115,8 +115,11 @@ class Fetcher:
         quiet. Every change that makes work available pushes a wake token, so a block that
         times out without one needs no fetch (a safety fetch still runs once a minute).
         Pipelined, the fetch behind the wait always runs: its result, free slots and settled
-        count are returned (a timeout costs one empty fetch per ``max_block``)."""
+        count are returned. So that a timeout costs one empty fetch a minute there too, not one
+        per ``max_block``, the pipelined wait lasts up to ``SAFETY_FETCH_EVERY`` blocks."""
         max_block = self.w.link.max_block
+        if self.pipelined:
+            max_block *= SAFETY_FETCH_EVERY
         due_at = None if due_in is None else time.monotonic() + due_in
         for _ in range(1 if self.pipelined else SAFETY_FETCH_EVERY):
             left = max_block if due_at is None else due_at - time.monotonic()
