@@ -76,8 +76,15 @@ def test_a_fetch_past_expired_jobs_leaves_a_token_for_those_left(tq) -> None:
     """Jobs left behind keep a wake token (the fetcher goes idle after any short fetch)."""
     for i in range(2):
         tq.enqueue_with("t", (i,), strict=False, expires=datetime(2000, 1, 1))
-    t0 = tq.redis.time()
-    wait_for(lambda: tq.redis.time() > t0, 5, "Redis time moved past the expiry")
+
+    # A datetime already past expires the job 1 ms after its enqueue, in Redis time (ms): wait
+    # until Redis's clock is 2 ms on, or a fetch in the same millisecond still sees it live.
+    def redis_ms() -> int:
+        secs, usecs = tq.redis.time()
+        return secs * 1000 + usecs // 1000
+
+    t0 = redis_ms()
+    wait_for(lambda: redis_ms() > t0 + 1, 5, "Redis time to move past the expiry")
     live = [tq.enqueue_with("t", (i,), strict=False) for i in range(3)]
     tq.redis.delete(tq.keys.wake("default"))
     res = tq.run(tq.broker.fetch(["default"], 2, "tok", "w"))
