@@ -19,7 +19,7 @@ from typing import Any
 import redis
 import redis.exceptions
 
-from ..connection import MAX_BLOCK
+from ..connection import MAX_BLOCK, redis_ms
 from ..errors import TaskQueueError
 from ..keys import Keys
 
@@ -59,19 +59,15 @@ class ControlClient:
             return []
         records = self.redis.mget([self.keys.master(i) for i in ids])
         live = [json.loads(r) for r in records if r]
-        cutoff = self._redis_ms() - STALE_MS  # the index is scored in Redis time
+        cutoff = redis_ms(self.redis) - STALE_MS  # the index is scored in Redis time
         self.redis.zremrangebyscore(self.keys.masters, "-inf", cutoff)
         return sorted(live, key=lambda r: r["id"])
-
-    def _redis_ms(self) -> int:
-        secs, usecs = self.redis.time()
-        return int(secs) * 1000 + int(usecs) // 1000
 
     def other_namespaces(self, max_scans: int = 20) -> list[tuple[str, str, int]]:
         """``(prefix, namespace, live masters)`` of other namespaces of this Redis where masters
         run. Best effort: a few SCAN calls; a user whose ACL forbids them gets ``[]``."""
         found: list[tuple[str, str, int]] = []
-        cutoff = self._redis_ms() - STALE_MS
+        cutoff = redis_ms(self.redis) - STALE_MS
         scans = 0
         try:
             for node in self._nodes():

@@ -20,6 +20,7 @@ import logging
 from typing import Any, Protocol
 
 from .. import registered
+from ..connection import redis_ms
 from ..control.client import STALE_MS
 from ..keys import Keys
 from .redisguard import RedisGuard
@@ -62,8 +63,7 @@ class ControlPlane:
                 self.redis.client.set(self.keys.master(self.id), data, px=self.ttl_ms)
                 return
             if index:  # scored in Redis time: readers prune with it, whatever our clock says
-                secs, usecs = self.redis.client.time()  # alone: cluster pipelines refuse TIME
-                now_ms = int(secs) * 1000 + int(usecs) // 1000
+                now_ms = redis_ms(self.redis.client)
             pipe = self.redis.client.pipeline(transaction=False)
             pipe.set(self.keys.master(self.id), data, px=self.ttl_ms)
             if index:

@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any
 
+from ..connection import time_ms
 from ..keys import Keys
 from ..schedules.calls import Fired, ScheduleCalls
 from ..schedules.collect import collect
@@ -84,7 +85,7 @@ class PeriodicKeeper:
         t = self.redis.call(self.redis.client.time)
         if t is None:
             return False
-        now_ms = t[0] * 1000 + t[1] // 1000
+        now_ms = time_ms(t)
         firsts = {n: (rec, spec_of(rec).next_after(now_ms)) for n, rec in self.records.items()}
         res = self.redis.script(self.calls.sync(firsts))
         if res is None:
@@ -103,8 +104,8 @@ class PeriodicKeeper:
         got = self.redis.call(go)
         if got is None:
             return None
-        (secs, micros), entries = got
-        now_ms = secs * 1000 + micros // 1000
+        reply, entries = got
+        now_ms = time_ms(reply)
         due = [(n.decode(), int(s)) for n, s in entries if s <= now_ms]
         later = [s for _, s in entries if s > now_ms]
         return now_ms, due, later[0] if later else -1

@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 
+from ..connection import redis_ms
+from ..control.client import STALE_MS
 from ..keys import Keys
 from ..tombstones import waiting
 from .build import RawMetrics, build_snapshot
@@ -23,13 +25,11 @@ from .diagnostics import OVERDUE_MS
 from .snapshot import WINDOWS, MetricsSnapshot
 
 #: Masters whose index entry is older than this are not read (their record has expired anyway).
-STALE_MS = 60_000
 
 
 def read_raw(client: redis.Redis, keys: Keys, minutes: int = max(WINDOWS)) -> RawMetrics:
     """Fetch what ``build_snapshot`` needs, as Redis returns it."""
-    secs, usecs = client.time()  # alone: Redis Cluster pipelines refuse keyless commands
-    now_ms = int(secs) * 1000 + int(usecs) // 1000
+    now_ms = redis_ms(client)
     pipe = client.pipeline(transaction=False)
     pipe.smembers(keys.queues)
     pipe.smembers(keys.paused)

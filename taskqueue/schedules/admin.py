@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from ..connection import redis_ms
 from ..errors import TaskQueueError
 from ..keys import Keys
 from ..runner import SyncRunner
@@ -70,10 +71,9 @@ def row(rec: Mapping[bytes, bytes], now_ms: int, job: Mapping[str, Any] | None) 
 
 def list_schedules(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     """Every schedule of the namespace, sorted by name (the data of ``GET /tasks/schedules``)."""
-    secs, micros = client.time()  # alone: Redis Cluster pipelines refuse keyless commands
+    now_ms = redis_ms(client)
     pipe = client.pipeline(transaction=False)
     names = client.smembers(keys.schedules)
-    now_ms = secs * 1000 + micros // 1000
     names = sorted(_text(n) for n in names)
     for n in names:
         pipe.hgetall(keys.schedule(n))
@@ -117,8 +117,7 @@ class ScheduleAdmin:
     def resume(self, name: str) -> bool:
         """True if it was paused; False if it was running already."""
         spec = spec_of(self._record(name))
-        secs, micros = self.redis.time()
-        done = self.run(self.calls.resume(name, spec.next_after(secs * 1000 + micros // 1000)))
+        done = self.run(self.calls.resume(name, spec.next_after(redis_ms(self.redis))))
         self.nudge()
         return done == 1
 
