@@ -1,8 +1,11 @@
 """Run ``broker.Call`` objects on a redis-py connection, sync or asyncio.
 
-A single call sends EVALSHA itself through ``execute_command`` (one step under redis-py's
-``Script``, whose wrapper costs more client time than our whole job encoding) and, on NOSCRIPT
-(a restarted Redis, SCRIPT FLUSH), loads the script and sends it again. Pipelines use redis-py
+A single call sends EVALSHA itself on a connection taken from the client's pool (``direct``: not
+through ``execute_command``, whose retry, observability and callback layers cost a third of a
+single enqueue's client time; a connection error drops the connection and is raised, as
+redis-py does with the no-retry policy our pools set) and, on NOSCRIPT (a restarted Redis,
+SCRIPT FLUSH), loads the script and sends it again. Cluster clients, and a pool whose
+connections retry, go through ``execute_command``. Pipelines use redis-py
 ``Script`` objects registered once per client, which load missing scripts before they run.
 """
 
@@ -22,19 +25,105 @@ from .scripts import register_all, sha, source
 MOVED = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
 
 
+#: No reply yet: the call goes through the client.
+SLOW = object()
+
+
+def direct_pool(client: Any) -> Any:
+    """The pool whose connections a single call may use itself, or None (use the client)."""
+    if is_cluster(client) or getattr(client, "connection", None) is not None:
+        return None
+    return getattr(client, "connection_pool", None)
+
+
+def _take(pool: Any) -> Any:
+    try:
+        return pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        return pool.get_connection("EVALSHA")
+
+
+async def _take_async(pool: Any) -> Any:
+    try:
+        return await pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        return await pool.get_connection("EVALSHA")
+
+
+def retries(conn: Any) -> bool:
+    """True if ``conn`` retries failed commands: then calls go through the client, which
+    knows how."""
+    retry = getattr(conn, "retry", None)
+    return retry is not None and retry.get_retries() > 0
+
+
 class SyncRunner:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.scripts: dict[str, Any] = register_all(client)
+        self.pool = direct_pool(client)
 
     def __call__(self, call: Call) -> Any:
-        keys, name = call.keys, call.script
+        keys, name, pool = call.keys, call.script, self.pool
+        if pool is not None:
+            raw = SLOW
+            conn = _take(pool)
+            try:
+                if retries(conn):
+                    self.pool = None
+                else:
+                    conn.send_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
+                    raw = conn.read_response()
+            except redis.exceptions.NoScriptError:
+                pass  # loaded below, through the client
+            except redis.exceptions.ResponseError:
+                raise  # the whole reply was read: the connection is fine
+            except BaseException:
+                conn.disconnect()  # a reply may still be on its way, for nobody
+                raise
+            finally:
+                pool.release(conn)
+            if raw is not SLOW:
+                return call.parse(raw)
         try:
             raw = self.client.execute_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
         except redis.exceptions.NoScriptError:
             self.client.script_load(source(name))
             raw = self.client.execute_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
         return call.parse(raw)
+
+    def after_wait(
+        self, keys: list[str], timeout: float, call: Call, on_conn: Any = None
+    ) -> tuple[Any, Any]:
+        """``AsyncRunner.after_wait`` on a sync connection, for a thread that waits itself.
+        ``on_conn(conn)`` is called with the connection before the wait (None after it), so
+        that another thread can drop it if Redis never answers."""
+        pool = self.client.connection_pool
+        conn = _take(pool)
+        settled, noscript = False, False
+        try:
+            if on_conn is not None:
+                on_conn(conn)
+            conn.send_packed_command(conn.pack_commands([
+                ("BLPOP", *keys, timeout),
+                ("EVALSHA", sha(call.script), len(call.keys), *call.keys, *call.args),
+            ]))  # fmt: skip
+            limit = timeout + conn.socket_timeout if conn.socket_timeout else None
+            popped = conn.read_response(timeout=limit)
+            try:
+                raw = conn.read_response()
+            except redis.exceptions.NoScriptError:
+                noscript = True
+            settled = True
+        finally:
+            if on_conn is not None:
+                on_conn(None)
+            if not settled:
+                conn.disconnect()
+            pool.release(conn)
+        if noscript:
+            return popped, self(call)
+        return popped, call.parse(raw)
 
     def pipeline(self, calls: list[Call]) -> list[Any]:
         """Run several calls in one round trip (each still atomic on its own). redis-py's
@@ -72,9 +161,30 @@ class AsyncRunner:
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self.client = client
         self.scripts: dict[str, Any] = register_all(client)
+        self.pool = direct_pool(client)
 
     async def __call__(self, call: Call) -> Any:
-        keys, name, client = call.keys, call.script, self.client
+        keys, name, client, pool = call.keys, call.script, self.client, self.pool
+        if pool is not None:
+            raw = SLOW
+            conn = await _take_async(pool)
+            try:
+                if retries(conn):
+                    self.pool = None
+                else:
+                    await conn.send_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
+                    raw = await conn.read_response()
+            except redis.exceptions.NoScriptError:
+                pass  # loaded below, through the client
+            except redis.exceptions.ResponseError:
+                raise
+            except BaseException:  # a cancel too: a reply may still be on its way
+                await conn.disconnect()
+                raise
+            finally:
+                await pool.release(conn)
+            if raw is not SLOW:
+                return call.parse(raw)
         try:
             raw = await client.execute_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
         except redis.exceptions.NoScriptError:
@@ -89,10 +199,7 @@ class AsyncRunner:
         it drops the connection (its replies are unknown). Not on a cluster (redis-py's
         cluster client routes command by command)."""
         pool = self.client.connection_pool
-        try:
-            conn = await pool.get_connection()
-        except TypeError:  # redis-py before 5.3 wants a command name
-            conn = await pool.get_connection("BLPOP")
+        conn = await _take_async(pool)
         settled, noscript = False, False
         try:
             await conn.send_packed_command(conn.pack_commands([

@@ -65,6 +65,7 @@ class Fetcher:
         backlog = False
         got: tuple[FetchResult, int, int] | None = None  # the fetch behind the last idle wait
         while got is not None or not w.stopping:
+            idle_wake = got is not None
             if got is None:
                 free = w.max_concurrent - w.busy
                 if free <= 0 or w.quiet or w.suspects or (backlog and free < refill and w.busy):
@@ -91,6 +92,8 @@ class Fetcher:
             backlog = len(res.jobs) == free
             for job in res.jobs:
                 w.start(job)
+            if idle_wake and res.jobs:
+                w.processors.handoff()
             if w.stopping:
                 return
             # A short fetch found every queue empty (one it left non-empty kept a wake token):

@@ -50,6 +50,8 @@ STOP_TRIES = 50
 #: ~180 KiB of private memory per process (stack pages, frame chunk, malloc arena):
 #: bench/idle_memory.py.
 IDLE_EXIT = 0.5
+#: Longest the loop waits in ``handoff`` for a thread to take a job (s).
+HANDOFF_WAIT = 0.002
 
 
 class _Stop(BaseException):
@@ -74,6 +76,7 @@ class Processors:
         self._flushing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._run: SyncRunner | None = None
+        self._handoff: threading.Event | None = None
 
     def submit(self, r: Running) -> None:
         """Queue ``r`` for the next free thread (called on the loop)."""
@@ -83,6 +86,19 @@ class Processors:
         with self._pool:
             self.inbox.put(r)
             self._grow()
+
+    def handoff(self) -> None:
+        """Let a thread start the jobs just queued before the loop goes on (called on the loop
+        after an idle wait brought jobs). The loop holds the GIL until it next blocks: sending
+        the next idle wait took 0.2 ms, and a woken thread waited that long for the GIL before
+        it could start its job. Here the loop blocks (GIL released) until every queued job is
+        taken, at most ``HANDOFF_WAIT``; only when an idle or new thread will take one."""
+        with self._pool:
+            if not self.inbox.qsize() or not self._idle:
+                return
+            done = self._handoff = threading.Event()
+        done.wait(HANDOFF_WAIT)
+        self._handoff = None
 
     def interrupt(self, r: Running) -> None:
         """Stop ``r``'s task if its code is running now (called on the loop)."""
@@ -135,6 +151,9 @@ class Processors:
                 with self._pool:
                     self._idle -= 1
                     idle = False
+                    done = self._handoff
+                    if done is not None and not self.inbox.qsize():
+                        done.set()
                     if r is None:
                         return
                     # A job queued while this thread was taking its own, counting it as idle,
