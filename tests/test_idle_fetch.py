@@ -4,9 +4,51 @@ On one server only: on a cluster the fetch follows the wait (redis-py routes eac
 
 from __future__ import annotations
 
+import threading
+
 from taskqueue import task
 from taskqueue.context import current_job
 from taskqueue.testing import wait_for
+from taskqueue.worker import fetcher, thread_wait
+
+
+def test_after_work_a_sync_job_runs_on_the_thread_whose_wait_leased_it(
+    client, reg, worker_factory, monkeypatch
+):
+    """While work comes (a wait within fetcher.HOT_WAIT of the last, here made long), a
+    processor thread does the idle wait and runs the sync job its fetch leased itself: no hop
+    through the loop. An async job from the same kind of wait runs on the loop."""
+    monkeypatch.setattr(fetcher, "HOT_WAIT", 30.0)
+    waits: list[str] = []  # tokens of the fetches sent behind waits on threads
+    inside = threading.local()  # set while this thread runs a wait (ThreadWait.run)
+    run = thread_wait.ThreadWait.run
+
+    def recorded(self, procs):  # noqa: ANN001
+        waits.append(self.fetch.args[2])
+        inside.wait = self.fetch.args[2]
+        try:
+            run(self, procs)
+        finally:
+            inside.wait = None
+
+    monkeypatch.setattr(thread_wait.ThreadWait, "run", recorded)
+
+    @task(name="where", registry=reg)
+    def where(i: int) -> list[str | None]:
+        return [getattr(inside, "wait", None), current_job().token]  # type: ignore[union-attr]
+
+    @task(name="awhere", registry=reg)
+    async def awhere(i: int) -> str:
+        return threading.current_thread().name
+
+    with worker_factory() as worker:
+        wait_for(lambda: worker.fetcher.threaded, 10, "the fetcher to run, waiting on threads")
+        for i in range(3):
+            wait_for(lambda: worker.fetcher.waiting and waits, 10, "a wait on a thread")
+            wait, token = client.result(client.enqueue(where, i), timeout=10)
+            assert wait == token and token in waits, "run inside the wait whose fetch leased it"
+        wait_for(lambda: worker.fetcher.waiting, 10, "a wait on a thread")
+        assert not client.result(client.enqueue(awhere, 9), timeout=10).startswith("tq-sync-")
 
 
 def test_the_fetch_waits_in_redis_behind_the_blocking_wait(client, reg, worker_factory):
@@ -18,7 +60,8 @@ def test_the_fetch_waits_in_redis_behind_the_blocking_wait(client, reg, worker_f
         return any(c["cmd"] == "blpop" and int(c["qbuf"]) > 0 for c in client.redis.client_list())
 
     with worker_factory() as worker:
-        wait_for(lambda: worker.fetcher.waiting, 10, "the idle wait")
+        # The long wait, on the loop (the first, on a thread, ends after fetcher.HOT_WAIT).
+        wait_for(lambda: worker.fetcher.waiting and not worker.fetcher.hot, 10, "the idle wait")
         assert worker.fetcher.pipelined
         wait_for(queued_behind_a_wait, 10, "a BLPOP with a command queued behind it")
         waiting = f"{worker.name}:{worker.fetcher.fetches}"  # the token of the fetch in Redis

@@ -201,6 +201,15 @@ class Worker:
             r.task = asyncio.ensure_future(self.executor.execute(r))
             self.hooks.job_started(r)
 
+    def adopt(self, r: Running) -> None:
+        """Hold a job that a processor thread leased after its idle wait and runs already
+        (``thread_wait.py``), as ``start`` holds one it hands to a thread."""
+        self.running[r.job.id] = r
+        self.busy += 1
+        r.task = asyncio.get_running_loop().create_future()
+        self.hooks.job_started(r)
+        self.hooks.code_started(r)
+
     def slot_freed(self, r: Running) -> None:
         """The task's code has finished: its slot is free (the lease is kept until recorded)."""
         self.busy -= 1

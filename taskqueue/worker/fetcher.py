@@ -14,6 +14,10 @@ Duties:
    pushes a wake token.
    (Ending it cost a dropped connection, a reconnect and an empty fetch per finished job: at
    200 jobs/s, 0.84 new connections and 2.8 fetch calls per job.)
+   In a worker with sync tasks, the first wait after work (up to ``HOT_WAIT``) runs on a
+   processor thread, which starts a sync job its fetch leased itself (``thread_wait.py``);
+   after a fetch that brought jobs, the loop lets a thread take the queued sync jobs before it
+   waits again (``Processors.handoff``).
 3. In burst mode, return once nothing is running and a fetch taken after every outcome landed
    found nothing due within a second.
 """
@@ -38,6 +42,9 @@ debug = functools.partial(log.isEnabledFor, logging.DEBUG)
 SAFETY_FETCH_EVERY = 6
 #: Seconds to wait for Redis to end our own idle wait (stop, quiet) before dropping it.
 HALT_WAIT = 2.0
+#: Longest idle wait on a processor thread (s): the first wait after work. Past it, the wait
+#: moves to the loop and the threads exit (``processors.IDLE_EXIT``), as before.
+HOT_WAIT = 0.25
 
 
 class Fetcher:
@@ -53,17 +60,28 @@ class Fetcher:
         #: stop came as the fetch behind the wait leased them).
         self.waiting = False
         self.given_back = 0
+        #: Pipelined, and the worker runs sync tasks: a processor thread does the idle wait
+        #: and starts a sync job it leases itself (``thread_wait.py``), while work came within
+        #: ``HOT_WAIT`` (``hot``); a longer idle spell waits on the loop.
+        self.threaded = False
+        self.hot = True
 
     async def run(self, burst: bool) -> None:
         w = self.w
         wakeup = w.wakeup
         self.pipelined = not is_cluster(w.link.redis)
+        self.threaded = self.pipelined and any(
+            spec is not None and not spec.is_async
+            for spec in map(w.registry.get, w.registry.names())
+        )
         #: After a fetch that filled every slot it asked for (a backlog), wait for this many free
         #: slots before fetching again: fewer, larger fetches (a call costs about the same in
         #: Redis and here whatever its size). After a short fetch, any free slot fetches.
         refill = max(1, w.max_concurrent // 2)
         backlog = False
-        got: tuple[FetchResult, int, int] | None = None  # the fetch behind the last idle wait
+        # The fetch behind the last idle wait: result, free slots, settled count, and the id of
+        # the job a processor thread took from it itself (or None).
+        got: tuple[FetchResult, int, int, str | None] | None = None
         while got is not None or not w.stopping:
             idle_wake = got is not None
             if got is None:
@@ -74,14 +92,15 @@ class Fetcher:
                     continue
                 fetch, settled_before = self._fetch(free, halt=False)
                 res = await w.link.run(fetch)
+                inline = None
                 if res is None:
                     continue
             else:
-                (res, free, settled_before), got = got, None
+                (res, free, settled_before, inline), got = got, None
                 if res.jobs and (w.stopping or w.quiet):
                     # Leased in the instant between stop() or quiet and the halt reaching
                     # Redis: give them back unstarted (no attempt spent).
-                    held = [(j.id, j.queue, j.token) for j in res.jobs]
+                    held = [(j.id, j.queue, j.token) for j in res.jobs if j.id != inline]
                     await w.link.run_retry(w.broker.release(held), attempts=5)
                     self.given_back += len(held)
                     continue
@@ -91,7 +110,8 @@ class Fetcher:
                                                        for j in res.jobs))  # fmt: skip
             backlog = len(res.jobs) == free
             for job in res.jobs:
-                w.start(job)
+                if job.id != inline:
+                    w.start(job)
             if idle_wake and res.jobs:
                 w.processors.handoff()
             if w.stopping:
@@ -113,7 +133,7 @@ class Fetcher:
                 continue
             got = await self._idle(due_in)
 
-    async def _idle(self, due_in: float | None) -> tuple[FetchResult, int, int] | None:
+    async def _idle(self, due_in: float | None) -> tuple[FetchResult, int, int, str | None] | None:
         """Block until there may be work: a wake token, a scheduled job coming due, stop() or
         quiet. Every change that makes work available pushes a wake token, so a block that
         times out without one needs no fetch (a safety fetch still runs once a minute).
@@ -143,7 +163,9 @@ class Fetcher:
         call = w.broker.fetch(w.queues, free, f"{w.name}:{self.fetches}", w.name, halt=halt)
         return call, w.settled_count
 
-    async def _wait_then_fetch(self, timeout: float) -> tuple[FetchResult, int, int] | None:
+    async def _wait_then_fetch(
+        self, timeout: float
+    ) -> tuple[FetchResult, int, int, str | None] | None:
         """The idle wait with the fetch sent right behind it on the same connection: when a
         wake token comes, Redis leases the job at once (one hop instead of two). stop() or
         quiet end the wait through the worker's own halt list; the fetch then finds the second
@@ -157,7 +179,15 @@ class Fetcher:
         fetch, settled_before = self._fetch(free, halt=True)
         halt_key = w.keys.halt(w.name)
         keys = [w.keys.wake(q) for q in w.queues] + [halt_key]
-        pair = asyncio.ensure_future(w.link.call.after_wait(keys, timeout, fetch))
+        thread = None
+        if self.threaded and self.hot:
+            timeout = min(timeout, HOT_WAIT)
+            thread = w.processors.wait_then_fetch(keys, timeout, fetch)
+        pair: asyncio.Future[Any] = (
+            thread.future
+            if thread is not None
+            else asyncio.ensure_future(w.link.call.after_wait(keys, timeout, fetch))
+        )
         stop = asyncio.ensure_future(w.halt.wait())
         self.waiting = True
         try:
@@ -167,21 +197,24 @@ class Fetcher:
                 done, _ = await asyncio.wait({pair}, timeout=HALT_WAIT)
                 if pair not in done:
                     pair.cancel()  # Redis did not answer: drop the connection (leases lapse)
+                    if thread is not None:
+                        thread.abort()
         finally:
             self.waiting = False
             stop.cancel()
         try:
-            popped, res = await pair
+            popped, res, *rest = await pair
         except asyncio.CancelledError:
             return None
         except Exception as exc:  # noqa: BLE001 - classified and logged by the link
             await w.link.outage(exc, "BLPOP of the wake lists and fetch")
             return None
         w.link.reconnected()
+        self.hot = bool(popped or res.jobs)
         if debug():
             why = f"wake token on {popped[0].decode()}" if popped else f"nothing in {timeout:.1f}s"
             log.debug("idle wait ended: %s", why)
-        return res, free, settled_before
+        return res, free, settled_before, rest[0] if rest else None
 
     async def _push_halt(self, halt_key: str) -> None:
         """End our own blocking wait: two items, one for the wait to pop, one for the fetch

@@ -7,7 +7,9 @@ Duties:
    one to go gives the freed memory back to the OS (``memory.trim``): an idle worker keeps no
    thread stacks, thread-state chunks or malloc arenas of its busy spell.
 2. Each thread takes a job from its inbox (filled by the fetcher), runs the task's code in that
-   thread with its job context set, and queues the result.
+   thread with its job context set, and queues the result. A thread may take the fetcher's idle
+   wait instead (``thread_wait.py``) and run a sync job that wait leased; ``handoff`` lets a
+   thread take a queued job before the loop goes on.
 3. Acknowledge results in batches on a sync connection from the process's bounded pool: the
    thread that finds no ack in flight sends one ack call for every result queued at that moment
    (the others only queue theirs), then hands the batch back to the loop in one call (settle,
@@ -38,6 +40,7 @@ from ..memory import trim
 from ..runner import SyncRunner
 from .executor import CANCELLED, decode_args, encode_outcome
 from .running import Running
+from .thread_wait import ThreadWait
 
 if TYPE_CHECKING:
     from .core import Worker
@@ -64,7 +67,7 @@ class Processors:
     def __init__(self, worker: Worker, threads: int) -> None:
         self.w = worker
         self.size = threads
-        self.inbox: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[Running | ThreadWait | None] = queue.SimpleQueue()
         self._threads: set[threading.Thread] = set()
         self._idle = 0  # threads waiting for a job that have not taken one yet
         self._pool = threading.Lock()  # _threads, _idle, and each put into the inbox
@@ -77,8 +80,9 @@ class Processors:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._run: SyncRunner | None = None
         self._handoff: threading.Event | None = None
+        self._waiting = 0  # threads in an idle wait (ThreadWait)
 
-    def submit(self, r: Running) -> None:
+    def submit(self, r: Running | ThreadWait) -> None:
         """Queue ``r`` for the next free thread (called on the loop)."""
         if self._run is None:
             self._loop = asyncio.get_running_loop()
@@ -86,6 +90,22 @@ class Processors:
         with self._pool:
             self.inbox.put(r)
             self._grow()
+
+    def wait_then_fetch(self, keys: list[str], timeout: float, fetch: Any) -> ThreadWait:
+        """The fetcher's idle wait, run by a thread (``thread_wait.py``; called on the loop)."""
+        wait = ThreadWait(keys, timeout, fetch)
+        self.submit(wait)
+        return wait
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    @property
+    def runner(self) -> SyncRunner:
+        assert self._run is not None
+        return self._run
 
     def handoff(self) -> None:
         """Let a thread start the jobs just queued before the loop goes on (called on the loop
@@ -159,7 +179,16 @@ class Processors:
                     # A job queued while this thread was taking its own, counting it as idle,
                     # found no thread to start: start it now.
                     self._grow()
-                self._process(r)
+                if isinstance(r, ThreadWait):
+                    with self._pool:
+                        self._waiting += 1
+                    try:
+                        r.run(self)
+                    finally:
+                        with self._pool:
+                            self._waiting -= 1
+                else:
+                    self.process(r)
                 with self._pool:
                     self._idle += 1
                     idle = True
@@ -167,12 +196,13 @@ class Processors:
             with self._pool:  # however the thread ends, a queued job keeps a thread
                 self._idle -= idle
                 self._threads.discard(me)
-                last = not self._threads
+                last = len(self._threads) <= self._waiting  # the rest wait for work in Redis
                 self._grow()
             if last:
                 trim()
 
-    def _process(self, r: Running) -> None:
+    def process(self, r: Running) -> None:
+        """Run ``r``'s code in this thread, then queue its ack or hand its failure to the loop."""
         w, job = self.w, r.job
         func = w.registry.get(job.task).func  # type: ignore[union-attr]
         set_current(JobContext(job.id, job.task, job.queue, job.attempts, w.name, job.token))
