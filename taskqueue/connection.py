@@ -41,6 +41,7 @@ import redis.cluster
 import redis.connection
 import redis.retry
 import redis.sentinel
+from hiredis import pack_command
 
 from .cluster_bound import BoundedAsyncCluster
 from .config.schema import BY_PATH
@@ -306,12 +307,8 @@ def _block_aware(mixin: type, base: type) -> type:
     return _CLASSES[key]
 
 
-try:
-    from hiredis import pack_command as _pack
-except ImportError:  # pragma: no cover - a core dependency
-    _pack = None
 #: Argument types hiredis packs exactly as redis-py's encoder does (not bool, not float).
-_PLAIN = (str, bytes, int)
+PLAIN = (str, bytes, int)
 
 
 def _block_seconds(args: tuple[Any, ...]) -> float | None:
@@ -403,11 +400,11 @@ class _AsyncBlockAware(_BlockMemo):
 
     def pack_command(self, *args: Any) -> Any:
         enc = self.encoder  # type: ignore[attr-defined]
-        if _pack is not None and enc.encoding == "utf-8" and enc.encoding_errors == "strict":
+        if enc.encoding == "utf-8" and enc.encoding_errors == "strict":
             name = args[0]
-            if type(name) is str and " " not in name and all(type(a) in _PLAIN for a in args):
+            if type(name) is str and " " not in name and all(type(a) in PLAIN for a in args):
                 self._block = _block_seconds(args)
-                return [_pack(args)]
+                return [pack_command(args)]
         return super().pack_command(*args)
 
     async def connect(self, *args: Any, **kwargs: Any) -> Any:

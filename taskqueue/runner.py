@@ -18,7 +18,7 @@ import redis.asyncio
 
 from .broker import Call
 from .cluster_bound import on_slot_owner
-from .connection import is_cluster
+from .connection import PLAIN, is_cluster, pack_command
 from .scripts import register_all, sha, source
 
 #: Replies that mean the slot lives elsewhere now.
@@ -72,7 +72,11 @@ class SyncRunner:
                 if retries(conn):
                     self.pool = None
                 else:
-                    conn.send_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
+                    args = ("EVALSHA", sha(name), len(keys), *keys, *call.args)
+                    if all(type(a) in PLAIN for a in args):  # packed as redis-py would
+                        conn.send_packed_command([pack_command(args)])
+                    else:
+                        conn.send_command(*args)
                     raw = conn.read_response()
             except redis.exceptions.NoScriptError:
                 pass  # loaded below, through the client
