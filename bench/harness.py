@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 import redis
-from adapters import ADAPTERS, Adapter, TaskQueueAdapter
+from adapters import ADAPTERS, Adapter, TaskQueueAdapter, TaskQueueAsyncAdapter
 
 COUNTER = "bench:counter"
 LATENCY = "bench:latency"
@@ -297,21 +297,27 @@ def print_medians(res: dict[str, list[dict]], keys: tuple[str, ...]) -> None:
                       f"min {s['min']:9.3f} max {s['max']:9.3f}")  # fmt: skip
 
 
+def _on_tree(cls: type, tree: str) -> type:
+    """``cls`` named ``<name>-base``, its workers running the code of checkout ``tree``."""
+
+    class Base(cls):  # type: ignore[misc, valid-type]
+        name = f"{cls.name}-base"
+
+        def worker_env(self, conc: int) -> dict[str, str]:
+            return super().worker_env(conc) | {"PYTHONPATH": tree}
+
+    return Base
+
+
 def interleaved_setup(names: list[str], base_tree: str | None, log_dir: Path) -> tuple:
-    """What the interleaved scripts share: with ``base_tree``, a ``taskqueue-base`` adapter whose
-    workers run that older checkout; a private redis-server; a Bench on it; the adapters of
+    """What the interleaved scripts share: with ``base_tree``, ``taskqueue-base`` and
+    ``taskqueue-async-base`` adapters whose workers run that older checkout; a private redis-server; a Bench on it; the adapters of
     ``names``. Returns (server, bench, {name: adapter})."""
     from taskqueue.testing.server import RedisServer
 
     if base_tree:
-
-        class Base(TaskQueueAdapter):
-            name = "taskqueue-base"
-
-            def worker_env(self, conc: int) -> dict[str, str]:
-                return super().worker_env(conc) | {"PYTHONPATH": base_tree}
-
-        ADAPTERS["taskqueue-base"] = Base
+        for cls in (TaskQueueAdapter, TaskQueueAsyncAdapter):
+            ADAPTERS[f"{cls.name}-base"] = _on_tree(cls, base_tree)
     server = RedisServer().start()
     os.environ["BENCH_REDIS_URL"] = server.url
     bench = Bench(server.client(), server.proc.pid, log_dir)

@@ -113,7 +113,10 @@ class Fetcher:
                 if job.id != inline:
                     w.start(job)
             if idle_wake and res.jobs:
+                # Start the jobs before setting up the next wait (0.06 ms of the loop's time):
+                # a thread takes the sync ones, and the async ones take their first step.
                 w.processors.handoff()
+                await asyncio.sleep(0)
             if w.stopping:
                 return
             # A short fetch found every queue empty (one it left non-empty kept a wake token):
