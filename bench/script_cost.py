@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""What one single-job enqueue costs inside Redis: the enqueue script against a plain LPUSH.
+"""What one job costs inside Redis: the enqueue and fetch scripts against a plain LPUSH.
 
     python bench/script_cost.py [--calls 20000]
 
 On a private redis-server: the ``enqueue`` script for one job (as ``TaskQueue.enqueue`` sends
 it), the same effects written out by hand for one job (no includes, no loops or tables: the
 floor of a specialised single-job script), an empty script, and one LPUSH of a message the size
-of a pickled Huey job. Each runs ``--calls`` times; prints Redis's own time per call from
+of a pickled Huey job; then the fetch script leasing one job per call (as a worker woken for one
+job does), and finding none. Each runs ``--calls`` times; prints Redis's own time per call from
 ``INFO commandstats`` (``usec_per_call``, the inner commands of a script included).
 """
 
@@ -74,6 +75,18 @@ def main() -> int:
             )
         rows.append(("LPUSH (Huey's enqueue)", per_call(r, "lpush", args.calls,
                                                         lambda: r.lpush("q", message))))  # fmt: skip
+        tq.enqueue_many([(tq_sync_app.incr, (i,), None) for i in range(args.calls)])
+        r.config_resetstat()
+        for i in range(args.calls):
+            tq.run(tq.broker.fetch(["default"], 1, f"w:{i}", "w", halt=True))
+        rows.append(
+            (
+                "fetch leasing 1 job",
+                float(r.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]),
+            )
+        )
+        rows.append(("fetch finding none", per_call(r, "evalsha", args.calls, lambda: tq.run(
+            tq.broker.fetch(["default"], 10, "w:0", "w", halt=True)))))  # fmt: skip
         tq.close()
     finally:
         server.close()
