@@ -18,7 +18,7 @@ import redis.asyncio
 
 from .broker import Call
 from .cluster_bound import on_slot_owner
-from .connection import PLAIN, is_cluster, pack_command
+from .connection import is_cluster
 from .scripts import register_all, sha, source
 
 #: Replies that mean the slot lives elsewhere now.
@@ -50,6 +50,14 @@ async def _take_async(pool: Any) -> Any:
         return await pool.get_connection("EVALSHA")
 
 
+def wait_then(keys: list[str], timeout: float, call: Call) -> list[tuple[Any, ...]]:
+    """The idle wait's two commands, sent together: BLPOP ``keys``, then ``call``'s EVALSHA."""
+    return [
+        ("BLPOP", *keys, timeout),
+        ("EVALSHA", sha(call.script), len(call.keys), *call.keys, *call.args),
+    ]
+
+
 def retries(conn: Any) -> bool:
     """True if ``conn`` retries failed commands: then calls go through the client, which
     knows how."""
@@ -62,6 +70,7 @@ class SyncRunner:
         self.client = client
         self.scripts: dict[str, Any] = register_all(client)
         self.pool = direct_pool(client)
+        self.checked = False  # whether the pool's connections retry (then: not direct)
 
     def __call__(self, call: Call) -> Any:
         keys, name, pool = call.keys, call.script, self.pool
@@ -69,14 +78,11 @@ class SyncRunner:
             raw = SLOW
             conn = _take(pool)
             try:
-                if retries(conn):
-                    self.pool = None
-                else:
-                    args = ("EVALSHA", sha(name), len(keys), *keys, *call.args)
-                    if all(type(a) in PLAIN for a in args):  # packed as redis-py would
-                        conn.send_packed_command([pack_command(args)])
-                    else:
-                        conn.send_command(*args)
+                if not self.checked:
+                    self.checked = True
+                    self.pool = None if retries(conn) else pool
+                if self.pool is not None:
+                    conn.send_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
                     raw = conn.read_response()
             except redis.exceptions.NoScriptError:
                 pass  # loaded below, through the client
@@ -108,10 +114,7 @@ class SyncRunner:
         try:
             if on_conn is not None:
                 on_conn(conn)
-            conn.send_packed_command(conn.pack_commands([
-                ("BLPOP", *keys, timeout),
-                ("EVALSHA", sha(call.script), len(call.keys), *call.keys, *call.args),
-            ]))  # fmt: skip
+            conn.send_packed_command(conn.pack_commands(wait_then(keys, timeout, call)))
             limit = timeout + conn.socket_timeout if conn.socket_timeout else None
             popped = conn.read_response(timeout=limit)
             try:
@@ -166,6 +169,7 @@ class AsyncRunner:
         self.client = client
         self.scripts: dict[str, Any] = register_all(client)
         self.pool = direct_pool(client)
+        self.checked = False  # whether the pool's connections retry (then: not direct)
 
     async def __call__(self, call: Call) -> Any:
         keys, name, client, pool = call.keys, call.script, self.client, self.pool
@@ -173,9 +177,10 @@ class AsyncRunner:
             raw = SLOW
             conn = await _take_async(pool)
             try:
-                if retries(conn):
-                    self.pool = None
-                else:
+                if not self.checked:
+                    self.checked = True
+                    self.pool = None if retries(conn) else pool
+                if self.pool is not None:
                     await conn.send_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
                     raw = await conn.read_response()
             except redis.exceptions.NoScriptError:
@@ -206,10 +211,7 @@ class AsyncRunner:
         conn = await _take_async(pool)
         settled, noscript = False, False
         try:
-            await conn.send_packed_command(conn.pack_commands([
-                ("BLPOP", *keys, timeout),
-                ("EVALSHA", sha(call.script), len(call.keys), *call.keys, *call.args),
-            ]))  # fmt: skip
+            await conn.send_packed_command(conn.pack_commands(wait_then(keys, timeout, call)))
             # As _AsyncBlockAware reads a lone BLPOP: the block plus the command timeout.
             limit = timeout + conn.socket_timeout if conn.socket_timeout else None
             popped = await conn.read_response(timeout=limit)

@@ -15,6 +15,7 @@ import redis.asyncio
 from taskqueue import AsyncTaskQueue, TaskQueue
 from taskqueue.broker import Call
 from taskqueue.runner import AsyncRunner, SyncRunner
+from taskqueue.testing import wait_for
 
 pytestmark = pytest.mark.smoke
 
@@ -45,23 +46,42 @@ def test_a_script_error_leaves_the_connection_in_the_pool(tq: TaskQueue, redis_u
         admin.close()
 
 
-def test_a_killed_connection_raises_and_the_next_call_reconnects(
+def test_a_connection_dropped_mid_call_raises_and_the_next_call_reconnects(
     tq: TaskQueue, redis_url: str
 ) -> None:
-    tq.enqueue_with("anything", (1,), strict=False)
+    """The enqueue is sent, Redis holds it (CLIENT PAUSE WRITE holds scripts that write) and
+    its connection is killed before a reply: the call raises a connection error, and the next
+    call gets a fresh connection and its own reply."""
+    import threading
+
+    from taskqueue.errors import RedisUnavailable
+
+    tq.enqueue_with("anything", (0,), strict=False)
     admin = redis.Redis.from_url(redis_url)
+    errors: list[BaseException] = []
+
+    def enqueue() -> None:
+        try:
+            tq.enqueue_with("anything", (1,), strict=False)
+        except BaseException as exc:  # noqa: BLE001 - examined below
+            errors.append(exc)
+
     try:
-        killed = admin.client_kill_filter(_type="normal", skipme=True)
-        assert killed >= 1
+        admin.client_pause(10_000, all=False)
+        caller = threading.Thread(target=enqueue)
+        caller.start()
+        held = wait_for(
+            lambda: [c for c in admin.client_list() if c["cmd"] == "evalsha"], 10,
+            "the enqueue to wait in Redis",
+        )  # fmt: skip
+        admin.client_kill_filter(_id=held[0]["id"])
+        caller.join(10)
+        assert not caller.is_alive()
     finally:
+        admin.client_unpause()
         admin.close()
-    # redis-py's own policy (no retry): the first call on the dead socket fails or, if the
-    # pool noticed the close first, reconnects; either way the next one succeeds.
-    try:
-        tq.enqueue_with("anything", (2,), strict=False)
-    except Exception as exc:  # noqa: BLE001 - the wrapped connection error
-        assert "onnect" in str(exc) or "closed" in str(exc).lower()
-    job_id = tq.enqueue_with("anything", (3,), strict=False)
+    assert len(errors) == 1 and isinstance(errors[0], RedisUnavailable), errors
+    job_id = tq.enqueue_with("anything", (2,), strict=False)
     assert tq.status(job_id).state == "queued"
 
 
