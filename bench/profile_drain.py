@@ -2,6 +2,8 @@
 """Flame graph of one taskqueue worker process draining a queue (py-spy, in bench/.venv-peers).
 
     bench/.venv-peers/bin/python bench/profile_drain.py [--jobs 100000] [--concurrency 10]
+        [--kind sync|async]   # the ``def`` task (default, the headline) or the ``async def`` one
+        [--gil]               # sample only the thread holding the GIL: where Python spends CPU
 
 Writes bench/profile-drain.svg, and bench/profile-drain.txt (collapsed stacks of a second,
 identical drain) from which it prints the top functions by own and inclusive time.
@@ -22,7 +24,7 @@ import psutil
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from adapters import APPS, TaskQueueAdapter, _bin  # noqa: E402
+from adapters import APPS, TaskQueueAdapter, TaskQueueAsyncAdapter, _bin  # noqa: E402
 from harness import COUNTER  # noqa: E402
 
 from taskqueue.testing.server import RedisServer  # noqa: E402
@@ -33,6 +35,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=100_000)
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    p.add_argument("--kind", choices=("sync", "async"), default="sync", help="task kind")
+    p.add_argument("--gil", action="store_true", help="only the thread holding the GIL")
     p.add_argument("--out", type=Path, default=BENCH / "profile-drain.svg")
     a = p.parse_args()
     raw = a.out.with_suffix(".txt")
@@ -45,11 +49,14 @@ def drain(a: argparse.Namespace, fmt: str, out: Path) -> None:
     server = RedisServer().start()
     try:
         r = server.client()
-        tq = TaskQueueAdapter(server.url, cli=False)
+        adapter = TaskQueueAdapter if a.kind == "sync" else TaskQueueAsyncAdapter
+        tq = adapter(server.url, cli=False)
         print(f"queueing {a.jobs:,} jobs ...", flush=True)
         tq.prefill(list(range(a.jobs)))
+        gil = ["--gil"] if a.gil else []
         cmd = [_bin("py-spy"), "record", "--rate", str(a.rate), "--format", fmt, "-o", str(out),
-               "--", sys.executable, str(APPS / "tq_worker.py"), str(a.concurrency)]  # fmt: skip
+               "--threads", *gil, "--", sys.executable, str(APPS / "tq_worker.py"),
+               str(a.concurrency), tq.app]  # fmt: skip
         t = time.perf_counter()
         spy = subprocess.Popen(cmd, env=tq.worker_env(a.concurrency), cwd=APPS,
                                start_new_session=True)  # fmt: skip

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What one job costs inside Redis: the enqueue and fetch scripts against a plain LPUSH.
 
-    python bench/script_cost.py [--calls 20000]
+    python bench/script_cost.py [--calls 20000] [--steps]
 
 On a private redis-server: the ``enqueue`` script for one job (as ``TaskQueue.enqueue`` sends
 it), the same effects written out by hand for one job (no includes, no loops or tables: the
@@ -9,6 +9,12 @@ floor of a specialised single-job script), an empty script, and one LPUSH of a m
 of a pickled Huey job; then the fetch script leasing one job per call (as a worker woken for one
 job does), and finding none. Each runs ``--calls`` times; prints Redis's own time per call from
 ``INFO commandstats`` (``usec_per_call``, the inner commands of a script included).
+
+``--steps`` also prints what each step of the enqueue script adds inside Redis (each step alone
+in a script, less the empty script), and one round trip on a bare connection (no pool, no
+client code) for PING, Huey's LPUSH, an empty script given the enqueue's 22 arguments and the
+enqueue script: Redis CPU per call (``INFO cpu``: parsing, the script, the socket writes) and
+wall time per call. That is the floor under a single enqueue whatever the client does.
 """
 
 from __future__ import annotations
@@ -39,6 +45,29 @@ if redis.call('HINCRBY', mk, f, 1) == 1 then redis.call('PEXPIRE', mk, 7200000) 
 return {id, 0}
 """
 
+#: Each step of BY_HAND alone, with the same KEYS and ARGV (a fresh job key per call, as a real
+#: enqueue has). A step's cost is its time less the empty script's.
+STEPS = {
+    "TIME": "redis.call('TIME') return 1",
+    "HSET of the 15-field record": """
+redis.call('HSET', KEYS[3], 'id', ARGV[3], 'task', ARGV[4], 'queue', ARGV[5], 'payload', ARGV[6],
+    'state', 'queued', 'attempts', 0, 'failures', 0, 'stalls', 0, 'max_retries', ARGV[7],
+    'timeout_ms', ARGV[8], 'enqueued_ms', 1, 'due_ms', 1, 'dead_letter', ARGV[12],
+    'ttl_ms', ARGV[13])
+return 1""",
+    "RPUSH on the ready list": "redis.call('RPUSH', KEYS[4], ARGV[3]) return 1",
+    "wake token LPUSH (+ LTRIM)": """
+if redis.call('LPUSH', KEYS[6], '1') > 128 then redis.call('LTRIM', KEYS[6], 0, 63) end
+return 1""",
+    "SADD of the queue name": "redis.call('SADD', KEYS[2], ARGV[5]) return 1",
+    "stats: 2 HINCRBY (+ PEXPIRE)": """
+local f = ARGV[5] .. '@' .. ARGV[4] .. ':enqueued'
+redis.call('HINCRBY', KEYS[1], f, 1)
+local mk = KEYS[1] .. ':1'
+if redis.call('HINCRBY', mk, f, 1) == 1 then redis.call('PEXPIRE', mk, 7200000) end
+return 1""",
+}
+
 
 def per_call(r, command: str, calls: int, send) -> float:  # noqa: ANN001
     r.config_resetstat()
@@ -52,6 +81,7 @@ def per_call(r, command: str, calls: int, send) -> float:  # noqa: ANN001
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=20000)
+    p.add_argument("--steps", action="store_true", help="each step's cost, and bare round trips")
     args = p.parse_args()
     import tq_sync_app
 
@@ -87,13 +117,63 @@ def main() -> int:
         )
         rows.append(("fetch finding none", per_call(r, "evalsha", args.calls, lambda: tq.run(
             tq.broker.fetch(["default"], 10, "w:0", "w", halt=True)))))  # fmt: skip
+        if args.steps:
+            steps = step_costs(r, argv, args.calls)
+            trips = round_trips(r, argv, message, source("enqueue"), args.calls)
         tq.close()
     finally:
         server.close()
     print(f"{args.calls} calls each, Redis's time per call (INFO commandstats usec_per_call):")
     for name, us in rows:
         print(f"  {name:24s} {us:6.2f} µs")
+    if args.steps:
+        print("What each step of the enqueue script adds (its script less the empty one):")
+        for name, us in steps:
+            print(f"  {name:30s} {us:6.2f} µs")
+        print("One round trip on a bare connection: Redis CPU (INFO cpu) and wall time per call:")
+        for name, cpu, wall in trips:
+            print(f"  {name:30s} Redis {cpu:6.1f} µs  wall {wall:6.1f} µs")
     return 0
+
+
+def step_costs(r, argv: tuple, calls: int) -> list[tuple[str, float]]:  # noqa: ANN001
+    """usec_per_call of each STEPS script, less the empty script's, a fresh job key per call."""
+    job_keys = [f"{argv[3]}:{i}" for i in range(calls)]
+
+    def cost(src: str) -> float:
+        sha = r.script_load(src)
+        keys = iter(job_keys)
+        return per_call(r, "evalsha", calls,
+                        lambda: r.evalsha(sha, *argv[:3], next(keys), *argv[4:]))  # fmt: skip
+
+    empty = cost("return 1")
+    return [(name, cost(src) - empty) for name, src in STEPS.items()]
+
+
+def round_trips(r, argv: tuple, message: bytes, enqueue: str, calls: int) -> list:  # noqa: ANN001
+    """(name, Redis CPU µs, wall µs) per call of one command sent and read on a bare connection."""
+    import time
+
+    empty, full = r.script_load("return 1"), r.script_load(enqueue)
+    conn = r.connection_pool.get_connection()
+
+    def cpu() -> float:
+        info = r.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    out = []
+    for name, cmd in (("PING", ("PING",)), ("LPUSH of 120 bytes (Huey)", ("LPUSH", "q", message)),
+                      ("empty script, enqueue's args", ("EVALSHA", empty, *argv)),
+                      ("enqueue script", ("EVALSHA", full, *argv))):  # fmt: skip
+        c0, t0 = cpu(), time.perf_counter()
+        for _ in range(calls):
+            conn.send_command(*cmd)
+            conn.read_response()
+        wall, used = time.perf_counter() - t0, cpu() - c0
+        out.append((name, used / calls * 1e6, wall / calls * 1e6))
+    r.connection_pool.release(conn)
+    r.flushall()
+    return out
 
 
 if __name__ == "__main__":
