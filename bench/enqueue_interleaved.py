@@ -5,6 +5,10 @@ process after an untimed warm-up, so that a busy stretch of a shared machine lan
     python bench/enqueue_interleaved.py taskqueue,huey [--jobs 10000] [--runs 3]
         [--base-tree /path/to/an/older/checkout]   # adds taskqueue-base: that tree's code
 
+``taskqueue-floor`` is taskqueue's enqueue script with no client work: every call packed before
+the clock starts, then written to a bare socket and its reply read with hiredis. It is the rate a
+client that cost nothing would reach, so it bounds what any client-side change can give.
+
 Prints enqueues/s, Redis commands per enqueue, Redis CPU µs per enqueue (INFO cpu, the server's
 own user+sys time) and client CPU µs per enqueue (the producer process's own CPU time) per run
 with the load, then the median and min-max of each. The two CPU figures barely move with the
@@ -25,14 +29,53 @@ BENCH = Path(__file__).resolve().parent
 WARMUP = 1000
 
 
+class Floor:
+    """taskqueue's enqueue calls packed ahead (``prepare``), then only sent and read."""
+
+    def __init__(self, url: str) -> None:
+        import hiredis
+        import tq_sync_app
+
+        from taskqueue import TaskQueue
+
+        self.tq, self.task = TaskQueue(url), tq_sync_app.incr
+        self.conn = self.tq.redis.connection_pool.get_connection()
+        self.reader = hiredis.Reader()
+        self.packed: list[bytes] = []
+
+    def prepare(self, xs: list) -> None:
+        from taskqueue.scripts import sha
+
+        tq = self.tq
+        tq.run(tq.broker.enqueue([tq._job(self.task, (0,), None)]))  # loads the script
+        calls = [tq.broker.enqueue([tq._job(self.task, (x,), None)]) for x in xs]
+        self.packed = [b"".join(self.conn.pack_command("EVALSHA", sha(c.script), len(c.keys),
+                                                       *c.keys, *c.args)) for c in calls]  # fmt: skip
+
+    def enqueue_seq(self, xs: list) -> None:
+        sock, reader = self.conn._sock, self.reader
+        for packed in self.packed:
+            sock.sendall(packed)
+            reply = False
+            while reply is False:
+                reader.feed(sock.recv(65536))
+                reply = reader.gets()
+
+    def close(self) -> None:
+        self.tq.close()
+
+
 def child(name: str, url: str, jobs: int) -> None:
     """One timed run in this process; prints one JSON line."""
     sys.path[:0] = [str(BENCH), str(BENCH / "apps")]
     import redis
     from adapters import ADAPTERS
 
-    a = ADAPTERS[name.removesuffix("-base")](url)
+    a = Floor(url) if name == "taskqueue-floor" else ADAPTERS[name.removesuffix("-base")](url)
+    prepare = getattr(a, "prepare", lambda xs: None)
+    prepare(list(range(WARMUP)))
     a.enqueue_seq(list(range(WARMUP)))
+    prepare(list(range(jobs)))
     r = redis.Redis.from_url(url)
 
     def sample() -> tuple[int, float]:

@@ -159,8 +159,32 @@ def connect(settings: RedisSettings | str | None = None, *, name: str | None = N
             t.service, redis_class=redis.Redis, connection_pool_class=_BlockingSentinelPool,
             db=t.db, **_node_options(s, t, name, _block_aware(_SyncBlockAware, conn)),
         )  # fmt: skip
-    pool = _pool(redis.BlockingConnectionPool, redis.connection, _SyncBlockAware, s, name)
+    pool = _pool(SparePool, redis.connection, _SyncBlockAware, s, name)
     return redis.Redis(connection_pool=pool)
+
+
+class SparePool(redis.BlockingConnectionPool):
+    """redis-py's bounded pool, one of whose connections a runner may keep between its calls
+    (``runner.Spare``: taking and giving back through the pool costs more client time than the
+    call's own writing). Every other taker first gets that spare back into the pool, or, while
+    the runner is using it, has it returned to the pool when that call ends: the spare never
+    keeps a caller waiting, and the pool's bound (``pool_size``) holds as before."""
+
+    #: The runner's spare on this pool, if any (``runner.Spare``).
+    spare: Any = None
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        spare = self.spare
+        if spare is not None:
+            spare.lend()
+        return super().get_connection(*args, **kwargs)
+
+    def get_connection_for_spare(self) -> Any:
+        """A connection for the spare's holder, without asking the spare back."""
+        try:
+            return super().get_connection()
+        except TypeError:  # redis-py before 5.3 wants a command name
+            return super().get_connection("EVALSHA")
 
 
 def connect_async(settings: RedisSettings | str | None = None, *, name: str | None = None) -> Any:

@@ -24,9 +24,19 @@ from .task import resolve
 _DEFAULTS = TaskOptions()
 
 
+#: Queue names already checked (up to ``_CHECKED_MAX``): a producer names the same few queues
+#: in every call.
+_checked: set[str] = set()
+_CHECKED_MAX = 1024
+
+
 def check_queue(queue: str) -> str:
+    if type(queue) is str and queue in _checked:
+        return queue
     if not isinstance(queue, str) or not QUEUE_NAME_RE.match(queue):
         raise InvalidQueueName(f"invalid queue name {queue!r}: use 1 to 128 of A-Z a-z 0-9 _ . : -")
+    if len(_checked) < _CHECKED_MAX:
+        _checked.add(queue)
     return queue
 
 
@@ -86,12 +96,19 @@ def make_job(
         )
     opts = spec.options if spec else _DEFAULTS
     queue = check_queue(opts.queue if queue is None else queue)
-    timeout = options.timeout(timeout, name)
-    max_retries = None if max_retries is None else options.retries(max_retries, name)
-    delay = None if delay is None else options.seconds("delay", delay, name, zero_ok=True)
-    at = options.at(at)
-    key = options.key(key)
-    expires_ms = _expires_ms(expires, name)
+    # Each option is checked only when given: most calls give none (a single enqueue's client
+    # time is what a producer waits for).
+    if timeout is not None:
+        timeout = options.timeout(timeout, name)
+    if max_retries is not None:
+        max_retries = options.retries(max_retries, name)
+    if delay is not None:
+        delay = options.seconds("delay", delay, name, zero_ok=True)
+    if at is not None:
+        at = options.at(at)
+    if key is not None:
+        key = options.key(key)
+    expires_ms = 0 if expires is None else _expires_ms(expires, name)
     if not isinstance(args, (tuple, list)):
         raise InvalidOption(f"args of task {name!r} must be a tuple or list, got {args!r}")
     if kwargs is not None and not (
@@ -113,7 +130,7 @@ def make_job(
         payload=payload,
         max_retries=opts.max_retries if max_retries is None else int(max_retries),
         timeout_ms=int(timeout * 1000) if timeout else 0,
-        delay_ms=max(0, int(_seconds(delay) * 1000)),
+        delay_ms=0 if delay is None else max(0, int(_seconds(delay) * 1000)),
         at_ms=int(at.timestamp() * 1000) if at is not None else 0,
         key=key,
         dead_letter=opts.dead_letter,

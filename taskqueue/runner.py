@@ -11,6 +11,8 @@ connections retry, go through ``execute_command``. Pipelines use redis-py
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
 import redis
@@ -18,7 +20,7 @@ import redis.asyncio
 
 from .broker import Call
 from .cluster_bound import on_slot_owner
-from .connection import is_cluster
+from .connection import SparePool, is_cluster
 from .scripts import register_all, sha, source
 
 #: Replies that mean the slot lives elsewhere now.
@@ -50,6 +52,100 @@ async def _take_async(pool: Any) -> Any:
         return await pool.get_connection("EVALSHA")
 
 
+class Spare:
+    """The pooled connection a sync runner keeps between its single calls. Taking a connection
+    from redis-py's pool and giving it back costs more client time than writing the call: a
+    pid check on each (a system call), a poll of the socket, metrics records and a locked
+    queue (``bench/enqueue_interleaved.py``: ``taskqueue-floor`` is the call with no client
+    work). Only on a ``SparePool`` (``connection.connect``), which asks the spare back for
+    any other taker: the spare never keeps a caller waiting for a connection. A call that finds
+    the spare in use takes one from the pool. Not used in a forked child (it is the parent's
+    socket); checked before each use as the pool checks its own (a spare that Redis closed
+    meanwhile, or that holds bytes nobody asked for, is replaced)."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.keep = isinstance(pool, SparePool)
+        self.conn: Any = None
+        self.wanted = False  # another taker came while the spare was in use: give it back
+        self.out = 0  # connections taken for calls and not given back yet
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        if self.keep:
+            pool.spare = self
+
+    def take(self) -> Any:
+        """A connection for one call: the spare when it is free and fit, else the pool's."""
+        if not self.keep:
+            return _take(self.pool)
+        with self.lock:
+            conn, self.conn = self.conn, None
+            self.out += 1
+        try:
+            return self._fit(conn)
+        except BaseException:
+            with self.lock:
+                self.out -= 1
+            raise
+
+    def _fit(self, conn: Any) -> Any:
+        """``conn`` (the spare, or None) if it may be used, else a connection from the pool."""
+        if conn is not None and self.pid != os.getpid():
+            self.pid = os.getpid()  # forked: the parent's connection, never used here
+        elif conn is not None:
+            try:
+                fit = not conn.can_read()  # reconnects one that was disconnect()ed
+            except Exception:  # noqa: BLE001 - closed by Redis (redis-py 8 raises), or down
+                fit = False  # the pool's connection below reconnects, or raises
+            except BaseException:
+                conn.disconnect()
+                self.pool.release(conn)
+                raise
+            if fit:
+                return conn
+            conn.disconnect()  # closed by Redis, or holding bytes nobody asked for
+            self.pool.release(conn)
+        return self.pool.get_connection_for_spare()
+
+    def give_back(self, conn: Any) -> None:
+        """``conn`` answered in full: keep it as the spare, unless another taker asked
+        meanwhile or a spare is kept already; then it goes back to the pool."""
+        if self.keep:
+            with self.lock:
+                self.out -= 1
+                keep = self.conn is None and not self.wanted
+                self.wanted = self.wanted and self.out > 0
+                if keep:
+                    self.conn = conn
+                    return
+        self.pool.release(conn)
+
+    def drop(self, conn: Any) -> None:
+        """``conn`` failed mid-call: close it and return it to the pool."""
+        if self.keep:
+            with self.lock:
+                self.out -= 1
+        conn.disconnect()
+        self.pool.release(conn)
+
+    def stop(self) -> None:
+        """Keep no spare from now on (the runner stopped writing calls itself)."""
+        self.keep = False
+        if isinstance(self.pool, SparePool):
+            self.pool.spare = None
+        self.lend()
+
+    def lend(self) -> None:
+        """Another taker wants a connection (called by the pool): the idle spare goes back to
+        the pool; one in use goes back when its call ends."""
+        with self.lock:
+            conn, self.conn = self.conn, None
+            if conn is None and self.out:
+                self.wanted = True
+        if conn is not None:
+            self.pool.release(conn)
+
+
 def wait_then(keys: list[str], timeout: float, call: Call) -> list[tuple[Any, ...]]:
     """The idle wait's two commands, sent together: BLPOP ``keys``, then ``call``'s EVALSHA."""
     return [
@@ -71,28 +167,35 @@ class SyncRunner:
         self.scripts: dict[str, Any] = register_all(client)
         self.pool = direct_pool(client)
         self.checked = False  # whether the pool's connections retry (then: not direct)
+        self.spare = Spare(self.pool)
 
     def __call__(self, call: Call) -> Any:
         keys, name, pool = call.keys, call.script, self.pool
         if pool is not None:
             raw = SLOW
-            conn = _take(pool)
+            conn = self.spare.take()
             try:
                 if not self.checked:
                     self.checked = True
                     self.pool = None if retries(conn) else pool
+                    if self.pool is None:
+                        self.spare.stop()
                 if self.pool is not None:
-                    conn.send_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
+                    if call.packed is not None:
+                        conn.send_packed_command((call.packed,))
+                    else:
+                        conn.send_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
                     raw = conn.read_response()
-            except redis.exceptions.NoScriptError:
-                pass  # loaded below, through the client
-            except redis.exceptions.ResponseError:
-                raise  # the whole reply was read: the connection is fine
+            except redis.exceptions.ResponseError as exc:  # the whole reply was read
+                self.spare.give_back(conn)
+                if not isinstance(exc, redis.exceptions.NoScriptError):
+                    raise
+                # NOSCRIPT: loaded below, through the client
             except BaseException:
-                conn.disconnect()  # a reply may still be on its way, for nobody
+                self.spare.drop(conn)  # a reply may still be on its way, for nobody
                 raise
-            finally:
-                pool.release(conn)
+            else:
+                self.spare.give_back(conn)
             if raw is not SLOW:
                 return call.parse(raw)
         try:
@@ -181,7 +284,11 @@ class AsyncRunner:
                     self.checked = True
                     self.pool = None if retries(conn) else pool
                 if self.pool is not None:
-                    await conn.send_command("EVALSHA", sha(name), len(keys), *keys, *call.args)
+                    if call.packed is not None:
+                        await conn.send_packed_command((call.packed,))
+                    else:
+                        await conn.send_command("EVALSHA", sha(name), len(keys), *keys,
+                                                *call.args)  # fmt: skip
                     raw = await conn.read_response()
             except redis.exceptions.NoScriptError:
                 pass  # loaded below, through the client
