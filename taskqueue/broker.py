@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hiredis import pack_command
+
 from .keys import Keys
 
 #: Longest a lease lasts without an extension (ms). The holder extends it every third of this.
@@ -114,11 +116,13 @@ def resp_bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-def resp_arg(value: str | bytes | int) -> bytes:
-    """A command argument as a RESP bulk string, encoded as redis-py and hiredis encode it."""
-    if isinstance(value, bytes):
-        return resp_bulk(value)
-    return resp_bulk(str(value).encode())
+def resp_bulks(words: Sequence[Any]) -> bytes:
+    """``words`` as consecutive RESP bulk strings, encoded by hiredis (the packer every plain
+    command goes through, ``connection._BlockMemo``) without its ``*<count>`` header."""
+    if not words:
+        return b""
+    packed = pack_command(tuple(words))
+    return packed[packed.index(b"\r\n") + 2 :]
 
 
 class EnqueuePacker:
@@ -141,9 +145,9 @@ class EnqueuePacker:
         holes = [3 + self.JOB_KEY, 3 + self.IDEM_KEY, 3 + nk + self.ID, 3 + nk + self.PAYLOAD]
         parts, start = [], 0
         for hole in holes:
-            parts.append(b"".join(resp_arg(w) for w in words[start:hole]))
+            parts.append(resp_bulks(words[start:hole]))
             start = hole + 1
-        parts.append(b"".join(resp_arg(w) for w in words[start:]))
+        parts.append(resp_bulks(words[start:]))
         parts[0] = b"*%d\r\n" % len(words) + parts[0]
         self.parts = parts
         self.job_prefix = keys[self.JOB_KEY].removesuffix(args[self.ID])
