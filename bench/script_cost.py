@@ -3,8 +3,8 @@
 
     python bench/script_cost.py [--calls 20000] [--steps]
 
-On a private redis-server: the ``enqueue`` script for one job (as ``TaskQueue.enqueue`` sends
-it), the same effects written out by hand for one job (no includes, no loops or tables: the
+On a private redis-server: the ``enqueue`` script given one job, ``enqueue_now`` (what
+``TaskQueue.enqueue`` sends for one job queued now), the same effects written out by hand for one job (no includes, no loops or tables: the
 floor of a specialised single-job script), an empty script, and one LPUSH of a message the size
 of a pickled Huey job; then the fetch script leasing one job per call (as a worker woken for one
 job does), and finding none. Each runs ``--calls`` times; prints Redis's own time per call from
@@ -12,8 +12,8 @@ job does), and finding none. Each runs ``--calls`` times; prints Redis's own tim
 
 ``--steps`` also prints what each step of the enqueue script adds inside Redis (each step alone
 in a script, less the empty script), and one round trip on a bare connection (no pool, no
-client code) for PING, Huey's LPUSH, an empty script given the enqueue's 22 arguments and the
-enqueue script: Redis CPU per call (``INFO cpu``: parsing, the script, the socket writes) and
+client code) for PING, Huey's LPUSH, an empty script given the enqueue's 22 arguments, the
+enqueue script and enqueue_now: Redis CPU per call (``INFO cpu``: parsing, the script, the socket writes) and
 wall time per call. That is the floor under a single enqueue whatever the client does.
 """
 
@@ -93,15 +93,20 @@ def main() -> int:
     try:
         r = server.client()
         tq = TaskQueue(server.url)
-        call = tq.broker.enqueue([tq._job(tq_sync_app.incr, (1,), None)])
+        job = tq._job(tq_sync_app.incr, (1,), None)
+        call = tq.broker._enqueue([job])  # the batch script, given one job
         argv = (len(call.keys), *call.keys, *call.args)
+        now = tq.broker.enqueue([job])  # what a single enqueue sends: enqueue_now
+        argv_now = (len(now.keys), *now.keys, *now.args)
         message = b"x" * 120
         rows = []
-        for name, src in (("enqueue script", source("enqueue")), ("same effects by hand", BY_HAND),
-                          ("empty script", "return 1")):  # fmt: skip
+        for name, src, a in (("enqueue script", source("enqueue"), argv),
+                             ("enqueue_now script", source("enqueue_now"), argv_now),
+                             ("same effects by hand", BY_HAND, argv),
+                             ("empty script", "return 1", argv)):  # fmt: skip
             sha = r.script_load(src)
             rows.append(
-                (name, per_call(r, "evalsha", args.calls, lambda s=sha: r.evalsha(s, *argv)))
+                (name, per_call(r, "evalsha", args.calls, lambda s=sha, a=a: r.evalsha(s, *a)))
             )
         rows.append(("LPUSH (Huey's enqueue)", per_call(r, "lpush", args.calls,
                                                         lambda: r.lpush("q", message))))  # fmt: skip
@@ -119,7 +124,7 @@ def main() -> int:
             tq.broker.fetch(["default"], 10, "w:0", "w", halt=True)))))  # fmt: skip
         if args.steps:
             steps = step_costs(r, argv, args.calls)
-            trips = round_trips(r, argv, message, source("enqueue"), args.calls)
+            trips = round_trips(r, argv, argv_now, message, args.calls)
         tq.close()
     finally:
         server.close()
@@ -150,11 +155,14 @@ def step_costs(r, argv: tuple, calls: int) -> list[tuple[str, float]]:  # noqa: 
     return [(name, cost(src) - empty) for name, src in STEPS.items()]
 
 
-def round_trips(r, argv: tuple, message: bytes, enqueue: str, calls: int) -> list:  # noqa: ANN001
+def round_trips(r, argv: tuple, argv_now: tuple, message: bytes, calls: int) -> list:  # noqa: ANN001
     """(name, Redis CPU µs, wall µs) per call of one command sent and read on a bare connection."""
     import time
 
-    empty, full = r.script_load("return 1"), r.script_load(enqueue)
+    from taskqueue.scripts import source
+
+    empty, full = r.script_load("return 1"), r.script_load(source("enqueue"))
+    one = r.script_load(source("enqueue_now"))
     conn = r.connection_pool.get_connection()
 
     def cpu() -> float:
@@ -164,7 +172,8 @@ def round_trips(r, argv: tuple, message: bytes, enqueue: str, calls: int) -> lis
     out = []
     for name, cmd in (("PING", ("PING",)), ("LPUSH of 120 bytes (Huey)", ("LPUSH", "q", message)),
                       ("empty script, enqueue's args", ("EVALSHA", empty, *argv)),
-                      ("enqueue script", ("EVALSHA", full, *argv))):  # fmt: skip
+                      ("enqueue script", ("EVALSHA", full, *argv)),
+                      ("enqueue_now script", ("EVALSHA", one, *argv_now))):  # fmt: skip
         c0, t0 = cpu(), time.perf_counter()
         for _ in range(calls):
             conn.send_command(*cmd)

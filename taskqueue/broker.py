@@ -126,14 +126,14 @@ def resp_bulks(words: Sequence[Any]) -> bytes:
 
 
 class EnqueuePacker:
-    """The EVALSHA of a single-job enqueue in wire format, from a template of one shape (task,
-    queue, task options) with four holes: the job key (twice: the record, and the idempotency
-    key slot, which holds the record's key when there is no key), the id and the payload. The
-    single enqueue is the call a producer makes most; this packs it in a few joins instead of
-    encoding its 23 arguments one by one (``tests/test_enqueue_packing.py``)."""
+    """The EVALSHA of ``enqueue_now`` (one job queued now: no key, delay, time or expiry) in wire
+    format, from a template of one shape (task, queue, task options) with three holes: the job
+    key, the id and the payload. The single enqueue is the call a producer makes most; this
+    packs it in a few joins instead of encoding its arguments one by one
+    (``tests/test_enqueue_packing.py``)."""
 
-    #: Places of the holes in ``enqueue``'s keys and args (see ``Broker._enqueue``).
-    JOB_KEY, IDEM_KEY, ID, PAYLOAD = 2, 6, 2, 5
+    #: Places of the holes in ``enqueue_now``'s keys and args (see ``Broker._enqueue_now``).
+    JOB_KEY, ID, PAYLOAD = 2, 0, 3
 
     def __init__(self, sample: Call) -> None:
         from .scripts import sha
@@ -142,7 +142,7 @@ class EnqueuePacker:
         keys, args = sample.keys, sample.args
         nk = len(keys)
         words = ["EVALSHA", sha(sample.script), nk, *keys, *args]
-        holes = [3 + self.JOB_KEY, 3 + self.IDEM_KEY, 3 + nk + self.ID, 3 + nk + self.PAYLOAD]
+        holes = [3 + self.JOB_KEY, 3 + nk + self.ID, 3 + nk + self.PAYLOAD]
         parts, start = [], 0
         for hole in holes:
             parts.append(resp_bulks(words[start:hole]))
@@ -162,11 +162,10 @@ class EnqueuePacker:
         s, p = self.sample, self.parts
         job_key = self.job_prefix + job.id
         keys, args = s.keys.copy(), s.args.copy()
-        keys[self.JOB_KEY] = keys[self.IDEM_KEY] = job_key
+        keys[self.JOB_KEY] = job_key
         args[self.ID], args[self.PAYLOAD] = job.id, job.payload
-        bulk_key = resp_bulk(job_key.encode())
-        packed = b"".join((p[0], bulk_key, p[1], bulk_key, p[2], resp_bulk(job.id.encode()), p[3],
-                           resp_bulk(job.payload), p[4]))  # fmt: skip
+        packed = b"".join((p[0], resp_bulk(job_key.encode()), p[1], resp_bulk(job.id.encode()),
+                           p[2], resp_bulk(job.payload), p[3]))  # fmt: skip
         return Call(s.script, keys, args, s.parse, packed)
 
 
@@ -200,9 +199,18 @@ class Broker:
             if packer is None:
                 if len(self._packers) >= MAX_PACKERS:
                     self._packers.clear()
-                packer = self._packers[shape] = EnqueuePacker(self._enqueue(jobs))
+                packer = self._packers[shape] = EnqueuePacker(self._enqueue_now(j))
             return packer.call(j)
         return self._enqueue(jobs)
+
+    def _enqueue_now(self, j: NewJob) -> Call:
+        """One job of ``EnqueuePacker``'s shape, by ``enqueue_now``: what ``_enqueue([j])``
+        does, in fewer arguments."""
+        k = self.keys
+        keys = [k.stats, k.queues, k.job(j.id), k.ready(j.queue), k.wake(j.queue)]
+        args = [j.id, j.task, j.queue, j.payload, j.max_retries, j.timeout_ms,
+                1 if j.dead_letter else 0, j.ttl_ms]  # fmt: skip
+        return Call("enqueue_now", keys, args, _enqueued)
 
     def _enqueue(self, jobs: Sequence[NewJob]) -> Call:
         k = self.keys

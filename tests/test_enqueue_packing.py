@@ -63,7 +63,7 @@ def test_a_packed_enqueue_is_byte_for_byte_what_packing_its_arguments_gives(
         call = broker.enqueue([job])
         assert call.packed is not None
         assert call.packed == _hiredis_packed(call)
-        assert call.keys[2] == call.keys[6] == broker.keys.job(job.id)
+        assert call.script == "enqueue_now" and call.keys[2] == broker.keys.job(job.id)
         assert job.id in call.args and job.payload in call.args
 
 
@@ -79,14 +79,32 @@ def test_jobs_of_other_shapes_are_packed_by_the_connection(opts: dict) -> None:
     assert broker.enqueue(two).packed is None
 
 
-def test_packed_enqueues_land_as_full_records(tq: TaskQueue) -> None:
-    ids = [tq.enqueue_with("plain.task", (i, "ü"), strict=False) for i in range(3)]
-    for job_id in ids:
-        assert tq.status(job_id).state == "queued"
-    raw = tq.redis.hgetall(tq.keys.job(ids[0]))
-    assert raw[b"id"].decode() == ids[0]
-    assert raw[b"task"] == b"plain.task" and raw[b"queue"] == b"default"
-    assert tq.redis.lrange(tq.keys.ready("default"), 0, -1) == [i.encode() for i in ids]
+def test_a_single_enqueue_lands_exactly_what_the_batch_script_lands(tq: TaskQueue) -> None:
+    """``enqueue_now`` (one job, packed) and ``enqueue`` (a batch) write the same record, ready
+    list, wake token, queue name and counters: only the id and the clock may differ."""
+    single = tq.enqueue_with("plain.task", (0, "ü"), strict=False)
+    state_single = _landed(tq, single)
+    tq.redis.flushall()
+    job = tq._job("plain.task", (0, "ü"), None, strict=False)
+    assert tq.run(tq.broker._enqueue([job])) == [(job.id, False)]
+    assert _landed(tq, job.id) == state_single
+
+
+def _landed(tq: TaskQueue, job_id: str) -> dict:
+    r, k = tq.redis, tq.keys
+    record = {f.decode(): v for f, v in r.hgetall(k.job(job_id)).items()}
+    assert record.pop("id") == job_id.encode()
+    assert record.pop("enqueued_ms") == record.pop("due_ms")
+    (minute,) = r.keys(k.stats + ":*")
+    assert r.pttl(minute) > 0
+    return {
+        "record": record,
+        "ready": r.lrange(k.ready("default"), 0, -1) == [job_id.encode()],
+        "wake": r.lrange(k.wake("default"), 0, -1),
+        "queues": r.smembers(k.queues),
+        "stats": r.hgetall(k.stats),
+        "minute": r.hgetall(minute),
+    }
 
 
 def _conn_id(admin: redis.Redis, conn) -> int:  # noqa: ANN001

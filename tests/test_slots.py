@@ -37,6 +37,8 @@ UNREACHABLE = {
         "new_job is called with due = now (and no scheduled set): the job is never scheduled",
     ("schedule_run_now", "redis.call('ZADD', sched, due, id)"):
         "new_job is called with due = now (and no scheduled set): the job is never scheduled",
+    ("enqueue_now", "redis.call('ZADD', sched, due, id)"):
+        "new_job is called with due = now (and no scheduled set): the job is never scheduled",
 }  # fmt: skip
 
 
