@@ -170,7 +170,9 @@ def section(result: dict, chart_name: str = "results/chart.png") -> str:
     s = result["settings"]
     return (
         f"Run of {result['date']} on {m['cpus']} × {m['cpu_model']}, {m['memory_gib']} GiB, "
-        f"{m['os']}, Python {m['python']}, redis-server {result['redis']}. "
+        f"{m['os']}, Python {m['python']}, redis-server {result['redis']}"
+        + "".join(f", {k} {v}" for k, v in m.get("clients", {}).items())
+        + ". "
         f"Tree: {_git(result)}. Command: `{result['command']}`. Jobs per drain {s['jobs']:,}, single enqueue "
         f"{s['enqueue_jobs']:,}, runs {s['runs']} (median, min–max), {s['procs']} worker "
         f"processes, concurrency {s['concurrency']} where offered.\n\n"

@@ -118,7 +118,18 @@ def machine() -> dict:
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
+        # The Redis client every Python library here talks through, and its parser.
+        "clients": {name: _dist_version(name) for name in ("redis", "hiredis")},
     }
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def git_state() -> dict:

@@ -29,6 +29,9 @@ def test_bench_harness_runs_taskqueue_with_sync_and_async_tasks(tmp_path: Path) 
     result = json.loads((tmp_path / "latest.json").read_text())
     assert result["skipped"] == {}
     assert set(result) >= {"date", "machine", "redis", "settings", "libraries"}
+    import redis  # the run records the Redis client it measured through
+
+    assert result["machine"]["clients"]["redis"] == redis.__version__
     assert set(result["libraries"]) == {"taskqueue", "taskqueue-async"}
     assert "sync task" in result["libraries"]["taskqueue"]["config"]
     assert "async task" in result["libraries"]["taskqueue-async"]["config"]
