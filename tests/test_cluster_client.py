@@ -99,14 +99,19 @@ def test_pool_size_bounds_a_worker_on_the_cluster(redis_cluster: LocalCluster, c
     ids = tq.enqueue_many([(nap, (), {})] * 60)
     worker = Worker(tq, max_concurrent_tasks=20, registry=reg)
     thread = threading.Thread(target=worker.run, daemon=True)
-    with Peak(redis_cluster, "worker") as peak:
-        thread.start()
-        try:
+    # Sampled while the worker works through the jobs, not through stop(): stopping cancels
+    # the idle BLPOP, whose connection is closed and replaced, and a loaded Redis can still
+    # list the closed one beside its replacement. That is our reading of the one full CI run
+    # (2026-11-29) that saw 3 here; it did not recur in 13 runs alone, 4 of them on a loaded
+    # machine.
+    thread.start()
+    try:
+        with Peak(redis_cluster, "worker") as peak:
             wait_for(lambda: tq.status(ids[-1]).state == "succeeded", 60, "the jobs")
             wait_for(lambda: all(tq.status(i).state == "succeeded" for i in ids), 60, "all jobs")
-        finally:
-            worker.stop()
-            thread.join(30)
+    finally:
+        worker.stop()
+        thread.join(30)
     assert 1 <= peak.value <= 2
     tq.close()
 
