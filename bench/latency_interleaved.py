@@ -43,8 +43,9 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--base-tree", help="a checkout whose taskqueue workers run as taskqueue-base")
+    p.add_argument("--by-command", action="store_true", help="print Redis calls per job by command")
     args = p.parse_args()
-    from harness import interleaved_setup, print_medians
+    from harness import command_delta, commandstats, interleaved_setup, print_medians
 
     names = args.libraries.split(",")
     server, bench, adapters = interleaved_setup(names, args.base_tree, BENCH / "results" / "logs")
@@ -59,9 +60,12 @@ def main() -> int:
                     a.enqueue_seq(list(range(WARMUP)))
                     bench.wait_count(tree, WARMUP, 120)
                     time.sleep(1.0)  # idle: every worker back in its blocking wait
-                    before = _counts(bench.r)
+                    before, stats = _counts(bench.r), commandstats(bench.r)
                     d = bench.latency(a, tree, args.rate, n_jobs)
-                    after = _counts(bench.r)
+                    after, by_command = (
+                        _counts(bench.r),
+                        command_delta(stats, commandstats(bench.r)),
+                    )
                 finally:
                     tree.stop()
                 d |= {k: (after[k] - before[k]) / n_jobs for k in after}
@@ -70,6 +74,9 @@ def main() -> int:
                       f"{d['p99_ms']:.3f}  per job: connections {d['connections']:.2f}, "
                       f"commands {d['commands']:.1f}, Redis CPU {d['redis_us']:.0f} µs  "
                       f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+                if args.by_command:
+                    print("    " + "  ".join(f"{k.removeprefix('cmdstat_')} {v / n_jobs:.2f}"
+                                             for k, v in by_command["by_command"].items()))  # fmt: skip
     finally:
         for a in adapters.values():
             a.close()

@@ -4,22 +4,30 @@
     python bench/script_cost.py [--calls 20000] [--steps]
 
 On a private redis-server: the ``enqueue`` script given one job, ``enqueue_now`` (what
-``TaskQueue.enqueue`` sends for one job queued now), the same effects written out by hand for one job (no includes, no loops or tables: the
-floor of a specialised single-job script), an empty script, and one LPUSH of a message the size
-of a pickled Huey job; then the fetch script leasing one job per call (as a worker woken for one
+``TaskQueue.enqueue`` sends for one job queued now), the same effects written out by hand for
+one job (no includes, no loops or tables: the floor of a specialised single-job script), an
+empty script, and one LPUSH of a message the size of a pickled Huey job; then the fetch script leasing one job per call (as a worker woken for one
 job does), and finding none. Each runs ``--calls`` times; prints Redis's own time per call from
 ``INFO commandstats`` (``usec_per_call``, the inner commands of a script included).
 
 ``--steps`` also prints what each step of the enqueue script adds inside Redis (each step alone
 in a script, less the empty script), and one round trip on a bare connection (no pool, no
 client code) for PING, Huey's LPUSH, an empty script given the enqueue's 22 arguments, the
-enqueue script and enqueue_now: Redis CPU per call (``INFO cpu``: parsing, the script, the socket writes) and
-wall time per call. That is the floor under a single enqueue whatever the client does.
+enqueue script and enqueue_now: Redis CPU per call (``INFO cpu``: parsing, the script, the
+socket writes) and wall time per call. That is the floor under a single enqueue whatever the
+client does.
+
+``--variants N`` times ways of writing the record that were measured and not taken, N
+interleaved rounds, a fresh job key per call: ``enqueue_now`` as it is, with its zero counters
+written as strings, and with the clock as a string too (Lua formats a number argument on each
+call); and the record's HSET alone with its 15 fields against the 10 left when the fields that
+default to 0 or repeat the key are dropped.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -82,6 +90,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=20000)
     p.add_argument("--steps", action="store_true", help="each step's cost, and bare round trips")
+    p.add_argument("--variants", type=int, default=0, metavar="N",
+                   help="N interleaved rounds of record-writing variants not taken")  # fmt: skip
     args = p.parse_args()
     import tq_sync_app
 
@@ -125,6 +135,8 @@ def main() -> int:
         if args.steps:
             steps = step_costs(r, argv, args.calls)
             trips = round_trips(r, argv, argv_now, message, args.calls)
+        if args.variants:
+            variants = variant_costs(r, argv_now, args.calls, args.variants)
         tq.close()
     finally:
         server.close()
@@ -138,7 +150,44 @@ def main() -> int:
         print("One round trip on a bare connection: Redis CPU (INFO cpu) and wall time per call:")
         for name, cpu, wall in trips:
             print(f"  {name:30s} Redis {cpu:6.1f} µs  wall {wall:6.1f} µs")
+    if args.variants:
+        print(f"Variants not taken, µs per call, median (min-max) of {args.variants} rounds:")
+        for name, runs in variants.items():
+            print(f"  {name:34s} {statistics.median(runs):6.2f} ({min(runs):.2f}-{max(runs):.2f})")
     return 0
+
+
+def variant_costs(r, argv_now: tuple, calls: int, rounds: int) -> dict[str, list[float]]:  # noqa: ANN001
+    """usec_per_call of each VARIANT over ``rounds`` interleaved rounds, a fresh job key per call."""
+    from taskqueue.scripts import source
+
+    base = source("enqueue_now")
+    zeros = base.replace("'attempts', 0, 'failures', 0, 'stalls', 0",
+                         "'attempts', '0', 'failures', '0', 'stalls', '0'")  # fmt: skip
+    clock = zeros.replace("return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)",
+                          "return tonumber(t[1] .. string.sub('00000' .. t[2], -6, -4))")  # fmt: skip
+    assert base != zeros != clock, "the record or the clock changed: update the variants"
+    fields = "'task', ARGV[2], 'queue', ARGV[3], 'payload', ARGV[4], 'state', 'queued', "
+    tail = "'max_retries', ARGV[5], 'timeout_ms', ARGV[6], 'enqueued_ms', '1764403200123', "
+    tail += "'dead_letter', ARGV[7], 'ttl_ms', ARGV[8]"
+    full = (f"redis.call('HSET', KEYS[3], 'id', ARGV[1], {fields}'attempts', '0', 'failures', "
+            f"'0', 'stalls', '0', {tail}, 'due_ms', '1764403200123') return 1")  # fmt: skip
+    variants = {
+        "enqueue_now": base,
+        "zero counters as strings": zeros,
+        "zero counters and clock as strings": clock,
+        "HSET of the 15-field record": full,
+        "HSET of 10 fields (no 0s, id, due)": f"redis.call('HSET', KEYS[3], {fields}{tail}) return 1",
+    }
+    out: dict[str, list[float]] = {name: [] for name in variants}
+    nk = argv_now[0]
+    for _ in range(rounds):
+        for name, src in variants.items():
+            sha = r.script_load(src)
+            keys = iter(range(calls))
+            out[name].append(per_call(r, "evalsha", calls, lambda s=sha, k=keys: r.evalsha(
+                s, nk, *argv_now[1:3], f"{argv_now[3]}:{next(k)}", *argv_now[4:])))  # fmt: skip
+    return out
 
 
 def step_costs(r, argv: tuple, calls: int) -> list[tuple[str, float]]:  # noqa: ANN001

@@ -38,10 +38,11 @@ def named(node: RedisServer, name: str) -> set[int]:
 class Peak:
     """The most connections named ``name`` seen on any node, sampled from a thread while the
     block runs (the event loop under test stays free). A connection counts once it is seen in
-    two samples in a row (20 ms apart): a connection the client has just closed can still be
-    listed for a moment beside its replacement on a loaded Redis (a full CI run saw 3 here,
-    twice on 2026-11-29; never in 16 runs of the file alone, 4 of them beside two CPU hogs).
-    Connections of that name already open when the block starts are not counted either."""
+    two samples in a row (20 ms apart), so a connection listed for a moment only is not
+    counted: two full CI runs on 2026-11-29 saw 3 on one node where the pool holds 2, never
+    seen in 16 runs of the file alone (4 beside two CPU hogs); our unconfirmed reading is a
+    just-closed connection still listed beside its replacement on a loaded Redis. Connections
+    of that name already open when the block starts are not counted either."""
 
     def __init__(self, cluster: LocalCluster, name: str) -> None:
         self.cluster, self.name, self.value = cluster, name, 0
