@@ -3,6 +3,7 @@
 
     python bench/idle_memory.py [--libraries taskqueue,huey] [--runs 3] [--jobs 2000] [--maps]
         [--base-tree /path/to/an/older/checkout --libraries taskqueue-base,taskqueue]
+        [--kinds sync|async|sync,async] [--worker-arenas N] [--env NAME=VALUE]
 
 On a private redis-server: start the tree (taskqueue: ``task-worker worker -w 2
 --max-concurrent-tasks 10`` importing both ``apps/tq_sync_app`` and ``apps/tq_app``; Huey:
@@ -10,7 +11,8 @@ On a private redis-server: start the tree (taskqueue: ``task-worker worker -w 2
 and an ``async def`` task), wait 1 s as ``make bench`` does, then read psutil
 ``memory_full_info`` of each process. Runs are interleaved (run 1 of every library, then run
 2 ...). Prints per process and per tree the median and min–max over the runs. ``--maps`` also
-prints each process's largest private mappings (the last run), to see what a process owns.
+prints each process's largest private mappings (the last run), to see what a process owns:
+anonymous ones by kind (glibc thread arenas, CPython object arenas, thread stacks, other).
 """
 
 from __future__ import annotations
@@ -53,15 +55,52 @@ def mixed_adapter(base: type) -> type:
     return Mixed
 
 
-def private_maps(pid: int, top: int) -> list[tuple[str, float]]:
-    import psutil
+#: glibc's thread arenas are heaps mapped at multiples of this (HEAP_MAX_SIZE on 64-bit).
+HEAP_ALIGN = 64 * MIB
 
-    out = []
-    for m in psutil.Process(pid).memory_maps(grouped=True):
-        private = (m.private_clean + m.private_dirty) / MIB
-        if private >= 0.05:
-            out.append((m.path or "[anon]", private))
+
+def anon_kind(start: int, size: int) -> str:
+    """What an anonymous mapping most likely is, from its place and size."""
+    if start % HEAP_ALIGN == 0 and size < HEAP_ALIGN:
+        return "[anon: malloc thread arenas]"
+    if size == MIB:
+        return "[anon: 1 MiB, CPython object arenas]"
+    if size == 8 * MIB:
+        return "[anon: 8 MiB, thread stacks]"
+    return "[anon: other]"
+
+
+def private_maps(pid: int, top: int) -> list[tuple[str, float]]:
+    """Private MiB per mapped file, and per kind of anonymous mapping (``anon_kind``), from
+    ``/proc/<pid>/smaps``: the largest ``top``, with how many mappings each sums."""
+    sizes: dict[str, float] = {}
+    count: dict[str, int] = {}
+    name = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                name = head[5] if len(head) > 5 and not head[5].startswith("[anon") else None
+                name = name or anon_kind(lo, hi - lo)
+                count[name] = count.get(name, 0) + 1
+            elif head[0] in ("Private_Clean:", "Private_Dirty:") and name:
+                sizes[name] = sizes.get(name, 0.0) + int(head[1]) / 1024
+    out = [(f"{n} ({count[n]} mappings)", mib) for n, mib in sizes.items() if mib >= 0.05]
     return sorted(out, key=lambda x: -x[1])[:top]
+
+
+def arena_cap(n: int) -> str:
+    """A directory with a ``sitecustomize`` that caps every forked child's malloc arenas at
+    ``n``: on the tree's PYTHONPATH, the master installs the fork hook at startup."""
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="tq-arena-cap-")
+    Path(d, "sitecustomize.py").write_text(
+        "import ctypes, os\n"
+        f"os.register_at_fork(after_in_child=lambda: ctypes.CDLL(None).mallopt(-8, {n}))\n"
+    )
+    return d
 
 
 def measure(bench: Any, a: Any, jobs: int, kinds: int, extra_env: dict[str, str]) -> list[dict]:
@@ -71,7 +110,10 @@ def measure(bench: Any, a: Any, jobs: int, kinds: int, extra_env: dict[str, str]
     bench.flush()
     xs = list(range(jobs))
     a.enqueue_bulk(xs) if a.bulk_api else a.prefill(xs)
-    tree = WorkerTree(a.worker_cmds(2, 10), a.worker_env(10) | extra_env, bench.log_dir)
+    env = a.worker_env(10)
+    paths = [extra_env.get("PYTHONPATH"), env.get("PYTHONPATH")]
+    env = env | extra_env | {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    tree = WorkerTree(a.worker_cmds(2, 10), env, bench.log_dir)
     try:
         if jobs:
             bench.wait_count(tree, jobs * kinds, 120)
@@ -85,7 +127,8 @@ def measure(bench: Any, a: Any, jobs: int, kinds: int, extra_env: dict[str, str]
             cmd = " ".join(proc.cmdline())
             procs.append({"role": role(cmd, proc.pid, root), "pid": proc.pid,
                           "rss": info.rss / MIB, "uss": info.uss / MIB, "pss": info.pss / MIB,
-                          "threads": proc.num_threads(), "maps": private_maps(proc.pid, 12)})  # fmt: skip
+                          "threads": proc.num_threads(), "tcp": len(proc.net_connections("tcp")),
+                          "maps": private_maps(proc.pid, 12)})  # fmt: skip
         return procs
     finally:
         tree.stop()
@@ -114,6 +157,13 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="set in the worker tree's environment (MALLOC_ARENA_MAX=1 ...)",
     )
+    p.add_argument(
+        "--worker-arenas",
+        type=int,
+        metavar="N",
+        help="cap each forked worker's glibc malloc arenas at N (mallopt M_ARENA_MAX, set in "
+        "the child right after the fork: the master keeps glibc's default)",
+    )
     args = p.parse_args()
     import psutil
     from adapters import ADAPTERS, TaskQueueAdapter
@@ -134,6 +184,8 @@ def main() -> int:
     kinds = {n: len(args.kinds.split(",")) if n.startswith("taskqueue") else 1 for n in names}
     rows: dict[str, list[list[dict]]] = {n: [] for n in names}
     extra_env = dict(kv.split("=", 1) for kv in args.env)
+    if args.worker_arenas:
+        extra_env["PYTHONPATH"] = arena_cap(args.worker_arenas)
     try:
         for run in range(args.runs):  # interleaved: run 1 of every library, then run 2 ...
             for n, a in adapters.items():
@@ -153,21 +205,27 @@ def main() -> int:
         f"runs {args.runs}, {args.jobs} jobs per task kind, load1 {load:.2f}, "
         f"psutil {psutil.__version__}"
     )
-    print(f"{'library':<10} {'process':<10} {'RSS MiB':>20} {'USS MiB':>20} {'PSS MiB':>20} thr")
+    print(
+        f"{'library':<10} {'process':<10} {'RSS MiB':>20} {'USS MiB':>20} {'PSS MiB':>20} thr tcp"
+    )
     for n, runs in rows.items():
         by_role: dict[str, list[dict]] = {}
         for procs in runs:
             for pr in sorted(procs, key=lambda x: (x["role"] != "master", x["role"])):
                 by_role.setdefault(pr["role"], []).append(pr)
         totals = [{k: sum(pr[k] for pr in procs) for k in ("rss", "uss", "pss")} | {
-            "threads": sum(pr["threads"] for pr in procs)} for procs in runs]  # fmt: skip
+            "threads": sum(pr["threads"] for pr in procs),
+            "tcp": sum(pr["tcp"] for pr in procs)} for procs in runs]  # fmt: skip
         for r, prs in [*by_role.items(), ("tree", totals)]:
             cells = []
             for k in ("rss", "uss", "pss"):
                 vs = [pr[k] for pr in prs]
                 cells.append(f"{statistics.median(vs):6.1f} ({min(vs):5.1f}-{max(vs):5.1f})")
             thr = statistics.median(pr["threads"] for pr in prs)
-            print(f"{n:<10} {r:<10} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20} {thr:.0f}")
+            tcp = statistics.median(pr["tcp"] for pr in prs)
+            print(
+                f"{n:<10} {r:<10} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20} {thr:>3.0f} {tcp:>3.0f}"
+            )
     return 0
 
 
