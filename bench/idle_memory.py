@@ -90,6 +90,13 @@ def private_maps(pid: int, top: int) -> list[tuple[str, float]]:
     return sorted(out, key=lambda x: -x[1])[:top]
 
 
+def with_path(env: dict[str, str], more: dict[str, str]) -> dict[str, str]:
+    """``env`` updated with ``more``, their PYTHONPATHs joined (``more``'s first)."""
+    paths = [more.get("PYTHONPATH"), env.get("PYTHONPATH")]
+    joined = os.pathsep.join(p for p in paths if p)
+    return env | more | ({"PYTHONPATH": joined} if joined else {})
+
+
 def arena_cap(n: int) -> str:
     """A directory with a ``sitecustomize`` that caps every forked child's malloc arenas at
     ``n``: on the tree's PYTHONPATH, the master installs the fork hook at startup."""
@@ -110,10 +117,7 @@ def measure(bench: Any, a: Any, jobs: int, kinds: int, extra_env: dict[str, str]
     bench.flush()
     xs = list(range(jobs))
     a.enqueue_bulk(xs) if a.bulk_api else a.prefill(xs)
-    env = a.worker_env(10)
-    paths = [extra_env.get("PYTHONPATH"), env.get("PYTHONPATH")]
-    env = env | extra_env | {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
-    tree = WorkerTree(a.worker_cmds(2, 10), env, bench.log_dir)
+    tree = WorkerTree(a.worker_cmds(2, 10), with_path(a.worker_env(10), extra_env), bench.log_dir)
     try:
         if jobs:
             bench.wait_count(tree, jobs * kinds, 120)
@@ -185,11 +189,13 @@ def main() -> int:
     rows: dict[str, list[list[dict]]] = {n: [] for n in names}
     extra_env = dict(kv.split("=", 1) for kv in args.env)
     if args.worker_arenas:
-        extra_env["PYTHONPATH"] = arena_cap(args.worker_arenas)
+        extra_env = with_path(extra_env, {"PYTHONPATH": arena_cap(args.worker_arenas)})
     try:
         for run in range(args.runs):  # interleaved: run 1 of every library, then run 2 ...
             for n, a in adapters.items():
-                procs = measure(bench, a, args.jobs, kinds[n], extra_env | envs.get(n, {}))
+                procs = measure(
+                    bench, a, args.jobs, kinds[n], with_path(extra_env, envs.get(n, {}))
+                )
                 rows[n].append(procs)
                 if args.maps and run == args.runs - 1:
                     for pr in procs:
