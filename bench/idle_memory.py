@@ -12,13 +12,15 @@ and an ``async def`` task), wait 1 s as ``make bench`` does, then read psutil
 ``memory_full_info`` of each process. Runs are interleaved (run 1 of every library, then run
 2 ...). Prints per process and per tree the median and min–max over the runs. ``--maps`` also
 prints each process's largest private mappings (the last run), to see what a process owns:
-anonymous ones by kind (glibc thread arenas, CPython object arenas, thread stacks, other).
+anonymous ones by kind (glibc thread arenas, CPython object arenas, thread stacks, other), and
+the tree's Redis connections by client name (unnamed ones are the tasks' own clients).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -60,7 +62,9 @@ HEAP_ALIGN = 64 * MIB
 
 
 def anon_kind(start: int, size: int) -> str:
-    """What an anonymous mapping most likely is, from its place and size."""
+    """What an anonymous mapping most likely is, from its place and size. Only thread arenas
+    are told apart for sure (64 MiB-aligned): the kernel merges adjacent anonymous mappings,
+    so many CPython arenas and stacks end up in "other"."""
     if start % HEAP_ALIGN == 0 and size < HEAP_ALIGN:
         return "[anon: malloc thread arenas]"
     if size == MIB:
@@ -90,6 +94,19 @@ def private_maps(pid: int, top: int) -> list[tuple[str, float]]:
     return sorted(out, key=lambda x: -x[1])[:top]
 
 
+def clients_by_name(r: Any) -> dict[str, int]:
+    """The server's connections by client name, the pid dropped (``tq:worker``: 2), less the
+    harness's own."""
+    out: dict[str, int] = {}
+    for c in r.client_list():
+        name = c.get("name") or "(unnamed)"
+        if name.startswith("tq:"):
+            name = name.rsplit(":", 1)[0]
+        out[name] = out.get(name, 0) + 1
+    out["(unnamed)"] = out.get("(unnamed)", 0) - 1  # the harness's client, asking
+    return {k: v for k, v in sorted(out.items()) if v}
+
+
 def with_path(env: dict[str, str], more: dict[str, str]) -> dict[str, str]:
     """``env`` updated with ``more``, their PYTHONPATHs joined (``more``'s first)."""
     paths = [more.get("PYTHONPATH"), env.get("PYTHONPATH")]
@@ -105,7 +122,8 @@ def arena_cap(n: int) -> str:
     d = tempfile.mkdtemp(prefix="tq-arena-cap-")
     Path(d, "sitecustomize.py").write_text(
         "import ctypes, os\n"
-        f"os.register_at_fork(after_in_child=lambda: ctypes.CDLL(None).mallopt(-8, {n}))\n"
+        "M_ARENA_MAX = -8  # malloc.h\n"
+        f"os.register_at_fork(after_in_child=lambda: ctypes.CDLL(None).mallopt(M_ARENA_MAX, {n}))\n"
     )
     return d
 
@@ -133,6 +151,7 @@ def measure(bench: Any, a: Any, jobs: int, kinds: int, extra_env: dict[str, str]
                           "rss": info.rss / MIB, "uss": info.uss / MIB, "pss": info.pss / MIB,
                           "threads": proc.num_threads(), "tcp": len(proc.net_connections("tcp")),
                           "maps": private_maps(proc.pid, 12)})  # fmt: skip
+        procs[0]["clients"] = clients_by_name(bench.r)
         return procs
     finally:
         tree.stop()
@@ -188,8 +207,9 @@ def main() -> int:
     kinds = {n: len(args.kinds.split(",")) if n.startswith("taskqueue") else 1 for n in names}
     rows: dict[str, list[list[dict]]] = {n: [] for n in names}
     extra_env = dict(kv.split("=", 1) for kv in args.env)
-    if args.worker_arenas:
-        extra_env = with_path(extra_env, {"PYTHONPATH": arena_cap(args.worker_arenas)})
+    cap_dir = arena_cap(args.worker_arenas) if args.worker_arenas else None
+    if cap_dir:
+        extra_env = with_path(extra_env, {"PYTHONPATH": cap_dir})
     try:
         for run in range(args.runs):  # interleaved: run 1 of every library, then run 2 ...
             for n, a in adapters.items():
@@ -198,6 +218,7 @@ def main() -> int:
                 )
                 rows[n].append(procs)
                 if args.maps and run == args.runs - 1:
+                    print(f"{n} Redis connections by client name: {procs[0]['clients']}")
                     for pr in procs:
                         print(f"{n} {pr['role']} (pid {pr['pid']}) private MiB:")
                         for path, mib in pr["maps"]:
@@ -206,6 +227,8 @@ def main() -> int:
         for a in adapters.values():
             a.close()
         server.stop()
+        if cap_dir:
+            shutil.rmtree(cap_dir, ignore_errors=True)
     load = os.getloadavg()[0]
     print(
         f"runs {args.runs}, {args.jobs} jobs per task kind, load1 {load:.2f}, "
