@@ -3,11 +3,14 @@
 process after an untimed warm-up, so that a busy stretch of a shared machine lands on all.
 
     python bench/enqueue_interleaved.py taskqueue,huey [--jobs 10000] [--runs 3]
-        [--base-tree /path/to/an/older/checkout]   # adds taskqueue-base: that tree's code
+        [--base-tree /path/to/an/older/checkout]   # taskqueue-base, taskqueue-async-base: that tree's code
 
 ``taskqueue-floor`` is taskqueue's enqueue script with no client work: every call packed before
 the clock starts, then written to a bare socket and its reply read with hiredis. It is the rate a
 client that cost nothing would reach, so it bounds what any client-side change can give.
+``taskqueue-aio`` is taskqueue's asyncio client (``AsyncTaskQueue``), one enqueue awaited at a
+time on one event loop (``taskqueue`` and ``taskqueue-async`` both enqueue with the sync client:
+they differ in the worker's task). With ``--base-tree``, ``taskqueue-aio-base`` is that tree's.
 
 Prints enqueues/s, Redis commands per enqueue, Redis CPU µs per enqueue (INFO cpu, the server's
 own user+sys time) and client CPU µs per enqueue (the producer process's own CPU time) per run
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 WARMUP = 1000
@@ -65,13 +69,43 @@ class Floor:
         self.tq.close()
 
 
+class AioClient:
+    """taskqueue's asyncio client: each enqueue awaited before the next, on one event loop."""
+
+    def __init__(self, url: str) -> None:
+        import asyncio
+
+        import tq_sync_app
+
+        from taskqueue import AsyncTaskQueue
+
+        self.loop = asyncio.new_event_loop()
+        self.tq, self.task = AsyncTaskQueue(url), tq_sync_app.incr
+
+    def enqueue_seq(self, xs: list) -> None:
+        async def go() -> None:
+            enqueue, task = self.tq.enqueue, self.task
+            for x in xs:
+                await enqueue(task, x)
+
+        self.loop.run_until_complete(go())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.tq.close())
+        self.loop.close()
+
+
 def child(name: str, url: str, jobs: int) -> None:
     """One timed run in this process; prints one JSON line."""
     sys.path[:0] = [str(BENCH), str(BENCH / "apps")]
     import redis
     from adapters import ADAPTERS
 
-    a = Floor(url) if name == "taskqueue-floor" else ADAPTERS[name.removesuffix("-base")](url)
+    lib = name.removesuffix("-base")
+    if lib in ("taskqueue-floor", "taskqueue-aio"):
+        a: Any = Floor(url) if lib == "taskqueue-floor" else AioClient(url)
+    else:
+        a = ADAPTERS[lib](url)
     prepare = getattr(a, "prepare", lambda xs: None)
     prepare(list(range(WARMUP)))
     a.enqueue_seq(list(range(WARMUP)))
@@ -99,7 +133,10 @@ def main() -> int:
     p.add_argument("libraries")
     p.add_argument("--jobs", type=int, default=10000)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--base-tree", help="a checkout whose taskqueue runs as taskqueue-base")
+    p.add_argument(
+        "--base-tree",
+        help="a checkout whose taskqueue runs as taskqueue-base and taskqueue-async-base",
+    )
     p.add_argument("--child", nargs=2, metavar=("LIBRARY", "URL"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -115,7 +152,7 @@ def main() -> int:
             for n in names:
                 server.client().flushall()
                 env = dict(os.environ)
-                if n == "taskqueue-base":
+                if n.endswith("-base"):
                     env["PYTHONPATH"] = str(args.base_tree)
                 out = subprocess.run([sys.executable, __file__, "x", "--jobs", str(args.jobs),
                                       "--child", n, server.url], env=env, check=True,

@@ -187,6 +187,29 @@ class SparePool(redis.BlockingConnectionPool):
             return super().get_connection("EVALSHA")
 
 
+class AsyncSparePool(redis.asyncio.BlockingConnectionPool):
+    """``SparePool`` for asyncio (``runner.AsyncSpare``): redis-py's asyncio pool takes a
+    condition, a lock, an event dispatch and two metrics records for each taking and giving
+    back. Every other taker first gets the spare back into the pool, or, while the runner is
+    using it, has it returned when that call ends; the bound (``pool_size``) holds as before."""
+
+    #: The runner's spare on this pool, if any (``runner.AsyncSpare``).
+    spare: Any = None
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        spare = self.spare
+        if spare is not None:
+            await spare.lend()
+        return await super().get_connection(*args, **kwargs)
+
+    async def get_connection_for_spare(self) -> Any:
+        """A connection for the spare's holder, without asking the spare back."""
+        try:
+            return await super().get_connection()
+        except TypeError:  # redis-py before 5.3 wants a command name
+            return await super().get_connection("EVALSHA")
+
+
 def connect_async(settings: RedisSettings | str | None = None, *, name: str | None = None) -> Any:
     """An asyncio client on its own bounded pool (use it from one event loop)."""
     s = RedisSettings.of(settings)
@@ -212,9 +235,7 @@ def connect_async(settings: RedisSettings | str | None = None, *, name: str | No
             connection_pool_class=_AsyncBlockingSentinelPool, db=t.db,
             **_node_options(s, t, name, _block_aware(_AsyncBlockAware, conn)),
         )  # fmt: skip
-    pool = _pool(
-        redis.asyncio.BlockingConnectionPool, redis.asyncio.connection, _AsyncBlockAware, s, name
-    )
+    pool = _pool(AsyncSparePool, redis.asyncio.connection, _AsyncBlockAware, s, name)
     return redis.asyncio.Redis(connection_pool=pool)
 
 

@@ -4,8 +4,9 @@ A single call sends EVALSHA itself on a connection taken from the client's pool 
 through ``execute_command``, whose retry, observability and callback layers cost a third of a
 single enqueue's client time; a connection error drops the connection and is raised, as
 redis-py does with the no-retry policy our pools set) and, on NOSCRIPT (a restarted Redis,
-SCRIPT FLUSH), loads the script and sends it again. Cluster clients, and a pool whose
-connections retry, go through ``execute_command``. Pipelines use redis-py
+SCRIPT FLUSH), loads the script and sends it again. The runner keeps that connection between
+its calls (``Spare``, ``AsyncSpare``) and gives it back to the pool for any other taker. Cluster
+clients, and a pool whose connections retry, go through ``execute_command``. Pipelines use redis-py
 ``Script`` objects registered once per client, which load missing scripts before they run.
 """
 
@@ -20,7 +21,7 @@ import redis.asyncio
 
 from .broker import Call
 from .cluster_bound import on_slot_owner
-from .connection import SparePool, is_cluster
+from .connection import AsyncSparePool, SparePool, is_cluster
 from .scripts import register_all, sha, source
 
 #: Replies that mean the slot lives elsewhere now.
@@ -52,7 +53,39 @@ async def _take_async(pool: Any) -> Any:
         return await pool.get_connection("EVALSHA")
 
 
-class Spare:
+class _SpareBook:
+    """What both spares keep track of, and the two decisions they share. The sync ``Spare``
+    holds its lock around each step; the asyncio one needs none (one event loop)."""
+
+    def __init__(self, pool: Any, spare_pool: type) -> None:
+        self.pool = pool
+        self.keep = isinstance(pool, spare_pool)
+        self.conn: Any = None
+        self.wanted = False  # another taker came while the spare was in use: give it back
+        self.out = 0  # connections taken for calls and not given back yet
+        if self.keep:
+            pool.spare = self
+
+    def _kept(self, conn: Any) -> bool:
+        """``conn`` answered in full: keep it as the spare (True), unless another taker asked
+        meanwhile or a spare is kept already (then it goes back to the pool)."""
+        self.out -= 1
+        keep = self.conn is None and not self.wanted
+        self.wanted = self.wanted and self.out > 0
+        if keep:
+            self.conn = conn
+        return keep
+
+    def _reclaimed(self) -> Any:
+        """Another taker wants a connection: the idle spare, to give back to the pool (None
+        when it is in use: it goes back when its call ends)."""
+        conn, self.conn = self.conn, None
+        if conn is None and self.out:
+            self.wanted = True
+        return conn
+
+
+class Spare(_SpareBook):
     """The pooled connection a sync runner keeps between its single calls. Taking a connection
     from redis-py's pool and giving it back costs more client time than writing the call: a
     pid check on each (a system call), a poll of the socket, metrics records and a locked
@@ -64,15 +97,9 @@ class Spare:
     meanwhile, or that holds bytes nobody asked for, is replaced)."""
 
     def __init__(self, pool: Any) -> None:
-        self.pool = pool
-        self.keep = isinstance(pool, SparePool)
-        self.conn: Any = None
-        self.wanted = False  # another taker came while the spare was in use: give it back
-        self.out = 0  # connections taken for calls and not given back yet
+        super().__init__(pool, SparePool)
         self.pid = os.getpid()
         self.lock = threading.Lock()
-        if self.keep:
-            pool.spare = self
 
     def take(self) -> Any:
         """A connection for one call: the spare when it is free and fit, else the pool's."""
@@ -108,15 +135,10 @@ class Spare:
         return self.pool.get_connection_for_spare()
 
     def give_back(self, conn: Any) -> None:
-        """``conn`` answered in full: keep it as the spare, unless another taker asked
-        meanwhile or a spare is kept already; then it goes back to the pool."""
+        """``conn`` answered in full: the spare now, or back to the pool (``_kept``)."""
         if self.keep:
             with self.lock:
-                self.out -= 1
-                keep = self.conn is None and not self.wanted
-                self.wanted = self.wanted and self.out > 0
-                if keep:
-                    self.conn = conn
+                if self._kept(conn):
                     return
         self.pool.release(conn)
 
@@ -136,14 +158,74 @@ class Spare:
         self.lend()
 
     def lend(self) -> None:
-        """Another taker wants a connection (called by the pool): the idle spare goes back to
-        the pool; one in use goes back when its call ends."""
+        """Another taker wants a connection (called by the pool): ``_reclaimed``."""
         with self.lock:
-            conn, self.conn = self.conn, None
-            if conn is None and self.out:
-                self.wanted = True
+            conn = self._reclaimed()
         if conn is not None:
             self.pool.release(conn)
+
+
+class AsyncSpare(_SpareBook):
+    """``Spare`` for an asyncio runner, on an ``AsyncSparePool``: the connection it keeps
+    between its single calls, given back to the pool for any other taker (at once when idle,
+    else when its call ends). Used from one event loop, so no lock: nothing here awaits between
+    reading and writing its fields. Checked before each use as the pool checks its own."""
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(pool, AsyncSparePool)
+
+    async def take(self) -> Any:
+        """A connection for one call: the spare when it is free and fit, else the pool's."""
+        if not self.keep:
+            return await _take_async(self.pool)
+        conn, self.conn = self.conn, None
+        self.out += 1
+        try:
+            if conn is not None:
+                if await _fit_async(conn):
+                    return conn
+                await conn.disconnect()  # closed by Redis, or holding bytes nobody asked for
+                await self.pool.release(conn)
+            return await self.pool.get_connection_for_spare()
+        except BaseException:
+            self.out -= 1
+            raise
+
+    async def give_back(self, conn: Any) -> None:
+        """``conn`` answered in full: the spare now, or back to the pool (``_kept``)."""
+        if not (self.keep and self._kept(conn)):
+            await self.pool.release(conn)
+
+    async def drop(self, conn: Any) -> None:
+        """``conn`` failed or was cancelled mid-call: close it and return it to the pool."""
+        if self.keep:
+            self.out -= 1
+        try:
+            await conn.disconnect()
+        finally:
+            await self.pool.release(conn)
+
+    async def stop(self) -> None:
+        """Keep no spare from now on (the runner stopped writing calls itself)."""
+        self.keep = False
+        if isinstance(self.pool, AsyncSparePool):
+            self.pool.spare = None
+        await self.lend()
+
+    async def lend(self) -> None:
+        """Another taker wants a connection (called by the pool): ``_reclaimed``."""
+        conn = self._reclaimed()
+        if conn is not None:
+            await self.pool.release(conn)
+
+
+async def _fit_async(conn: Any) -> bool:
+    """Whether a kept asyncio connection may carry the next call: still connected, at no end
+    of stream and holding no unread bytes (what the pool checks before handing one out)."""
+    try:
+        return bool(conn.is_connected) and not await conn.can_read()
+    except Exception:  # noqa: BLE001 - closed: the pool's connection replaces it
+        return False
 
 
 def wait_then(keys: list[str], timeout: float, call: Call) -> list[tuple[Any, ...]]:
@@ -273,12 +355,14 @@ class AsyncRunner:
         self.scripts: dict[str, Any] = register_all(client)
         self.pool = direct_pool(client)
         self.checked = False  # whether the pool's connections retry (then: not direct)
+        self.spare = AsyncSpare(self.pool)
 
     async def __call__(self, call: Call) -> Any:
         keys, name, client, pool = call.keys, call.script, self.client, self.pool
         if pool is not None:
             raw = SLOW
-            conn = await _take_async(pool)
+            spare = self.spare
+            conn = await spare.take()
             try:
                 if not self.checked:
                     self.checked = True
@@ -290,15 +374,18 @@ class AsyncRunner:
                         await conn.send_command("EVALSHA", sha(name), len(keys), *keys,
                                                 *call.args)  # fmt: skip
                     raw = await conn.read_response()
-            except redis.exceptions.NoScriptError:
-                pass  # loaded below, through the client
-            except redis.exceptions.ResponseError:
-                raise
+            except redis.exceptions.ResponseError as exc:  # the whole reply was read
+                await spare.give_back(conn)
+                if not isinstance(exc, redis.exceptions.NoScriptError):
+                    raise
+                # NOSCRIPT: loaded below, through the client
             except BaseException:  # a cancel too: a reply may still be on its way
-                await conn.disconnect()
+                await spare.drop(conn)
                 raise
-            finally:
-                await pool.release(conn)
+            else:
+                await spare.give_back(conn)
+            if self.pool is None:
+                await spare.stop()
             if raw is not SLOW:
                 return call.parse(raw)
         try:

@@ -1,5 +1,6 @@
 """The single enqueue's fast path: the call packed from a per-shape template
-(``broker.EnqueuePacker``) and written on the runner's spare connection (``runner.Spare``).
+(``broker.EnqueuePacker``) and written on the runner's spare connection (``runner.Spare``, and
+``runner.AsyncSpare`` for the asyncio client).
 
 The packed bytes must be exactly what packing the call's keys and arguments gives; the spare
 must behave as a connection from the pool would: replaced when Redis closed it, never used in a
@@ -7,6 +8,7 @@ forked child, not kept when the pool has one connection only, shared safely by t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -16,7 +18,7 @@ import hiredis
 import pytest
 import redis
 
-from taskqueue import TaskQueue, task
+from taskqueue import AsyncTaskQueue, TaskQueue, task
 from taskqueue.broker import Broker, EnqueuePacker
 from taskqueue.connection import RedisSettings
 from taskqueue.jobs import make_job
@@ -226,3 +228,102 @@ def test_threads_share_the_spare_and_every_job_lands(redis_url: str) -> None:
         assert len(tq.redis.connection_pool._connections) <= 4
     finally:
         tq.close()
+
+
+# -- the asyncio client's spare (runner.AsyncSpare) ------------------------------------------------
+async def _async_conn_id(admin: redis.Redis, conn) -> int:  # noqa: ANN001
+    port = conn._writer.get_extra_info("sockname")[1]
+    return next(int(c["id"]) for c in admin.client_list() if c["addr"].endswith(f":{port}"))
+
+
+async def _until(check, what: str, timeout: float = 5.0) -> None:  # noqa: ANN001
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+def test_an_async_spare_closed_by_redis_is_replaced_before_the_next_call(redis_url: str) -> None:
+    async def go() -> None:
+        tq = AsyncTaskQueue(redis_url)
+        admin = redis.Redis.from_url(redis_url)
+        try:
+            for i in range(2):  # the first call loads the script through the pool
+                await tq.enqueue_with("anything", (i,), strict=False)
+            spare = tq.run.spare.conn
+            assert spare is not None
+            writer = spare._writer
+            admin.client_kill_filter(_id=await _async_conn_id(admin, spare))
+            await _until(lambda: spare._reader.at_eof(), "the killed connection's EOF")
+            # Without the check this call would be written to a closed connection and raise.
+            job_id = await tq.enqueue_with("anything", (2,), strict=False)
+            # The pool reconnected it (redis-py reuses the object): a new socket carried the call.
+            assert tq.run.spare.conn is not None and tq.run.spare.conn._writer is not writer
+            assert (await tq.status(job_id)).state == "queued"
+        finally:
+            admin.close()
+            await tq.close()
+
+    asyncio.run(go())
+
+
+def test_the_async_spare_goes_back_to_the_pool_for_any_other_taker(redis_url: str) -> None:
+    """A pool of two: the spare never keeps another coroutine waiting for a connection."""
+
+    async def go() -> None:
+        tq = AsyncTaskQueue(RedisSettings(url=redis_url, pool_size=2))
+        try:
+            for i in range(2):  # the first call loads the script through the pool
+                await tq.enqueue_with("anything", (i,), strict=False)
+            spare = tq.run.spare
+            assert spare.conn is not None
+            pool = tq.redis.connection_pool
+            held = [await asyncio.wait_for(pool.get_connection(), 2) for _ in range(2)]
+            assert spare.conn is None  # both: the spare came back
+            for conn in held:
+                await pool.release(conn)
+            # In use by a call while another taker asks: it goes back when that call ends.
+            got: list = []
+            orig = spare.give_back
+
+            async def give_back(conn) -> None:  # noqa: ANN001
+                if not got:
+                    got.append(await pool.get_connection())  # the pool's other connection
+                    waiter = asyncio.ensure_future(pool.get_connection())
+                    await _until(lambda: spare.wanted, "the waiting taker's request")
+                    await orig(conn)
+                    got.append(await asyncio.wait_for(waiter, 5))
+                    return
+                await orig(conn)
+
+            spare.give_back = give_back
+            job_id = await tq.enqueue_with("anything", (9,), strict=False)
+            assert len(got) == 2 and spare.conn is None
+            for conn in got:
+                await pool.release(conn)
+            assert (await tq.status(job_id)).state == "queued"
+        finally:
+            await tq.close()
+
+    asyncio.run(go())
+
+
+def test_coroutines_share_the_async_spare_and_every_job_lands(redis_url: str) -> None:
+    async def go() -> None:
+        tq = AsyncTaskQueue(RedisSettings(url=redis_url, pool_size=4))
+
+        async def produce(n: int) -> None:
+            for i in range(200):
+                await tq.enqueue_with("anything", (n, i), strict=False)
+
+        try:
+            await asyncio.gather(*(produce(n) for n in range(8)))
+            assert await tq.redis.llen(tq.keys.ready("default")) == 1600
+            pool = tq.redis.connection_pool
+            assert len(pool._available_connections) + len(pool._in_use_connections) <= 4
+        finally:
+            await tq.close()
+
+    asyncio.run(go())

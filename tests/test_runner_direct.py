@@ -121,11 +121,12 @@ def test_async_direct_path_survives_a_cancel_with_the_reply_on_its_way(redis_url
             # reply comes after the cancel.
             await admin.client_pause(300)
             call = asyncio.ensure_future(tq.run(slow))
-            while not tq.redis.connection_pool._in_use_connections:  # taken: sent, or about to
+            while not tq.run.spare.out:  # taken: sent, or about to
                 await asyncio.sleep(0.001)
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
+            assert tq.run.spare.conn is None and tq.run.spare.out == 0  # dropped, not kept
             await admin.aclose()
             # The next call gets its own reply: a job id, not the cancelled call's empty list.
             job_id = await tq.enqueue_with("anything", (1,), strict=False)
