@@ -182,10 +182,17 @@ class AsyncSpare(_SpareBook):
         self.out += 1
         try:
             if conn is not None:
-                if await _fit_async(conn):
+                try:
+                    fit = await _fit_async(conn)
+                except BaseException:  # cancelled: the spare goes back to the pool
+                    await self.pool.release(conn)
+                    raise
+                if fit:
                     return conn
-                await conn.disconnect()  # closed by Redis, or holding bytes nobody asked for
-                await self.pool.release(conn)
+                try:
+                    await conn.disconnect()  # closed by Redis, or holding bytes nobody asked for
+                finally:
+                    await self.pool.release(conn)
             return await self.pool.get_connection_for_spare()
         except BaseException:
             self.out -= 1
