@@ -3,7 +3,7 @@
 process after an untimed warm-up, so that a busy stretch of a shared machine lands on all.
 
     python bench/enqueue_interleaved.py taskqueue,huey [--jobs 10000] [--runs 3]
-        [--base-tree /path/to/an/older/checkout]   # taskqueue-base, taskqueue-async-base: that tree's code
+        [--base-tree /path/to/an/older/checkout]   # any name + -base: that tree's code
 
 ``taskqueue-floor`` is taskqueue's enqueue script with no client work: every call packed before
 the clock starts, then written to a bare socket and its reply read with hiredis. It is the rate a
@@ -135,7 +135,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument(
         "--base-tree",
-        help="a checkout whose taskqueue runs as taskqueue-base and taskqueue-async-base",
+        help="a checkout whose taskqueue runs as any name with -base (taskqueue-base, ...)",
     )
     p.add_argument("--child", nargs=2, metavar=("LIBRARY", "URL"), help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -374,6 +374,8 @@ class AsyncRunner:
                 if not self.checked:
                     self.checked = True
                     self.pool = None if retries(conn) else pool
+                    if self.pool is None:
+                        await spare.stop()
                 if self.pool is not None:
                     if call.packed is not None:
                         await conn.send_packed_command((call.packed,))
@@ -391,8 +393,6 @@ class AsyncRunner:
                 raise
             else:
                 await spare.give_back(conn)
-            if self.pool is None:
-                await spare.stop()
             if raw is not SLOW:
                 return call.parse(raw)
         try:

@@ -25,7 +25,7 @@ from taskqueue.jobs import make_job
 from taskqueue.keys import Keys
 from taskqueue.registry import Registry
 from taskqueue.scripts import sha
-from taskqueue.testing import wait_for
+from taskqueue.testing import wait_for, wait_for_async
 
 pytestmark = pytest.mark.smoke
 
@@ -231,18 +231,10 @@ def test_threads_share_the_spare_and_every_job_lands(redis_url: str) -> None:
 
 
 # -- the asyncio client's spare (runner.AsyncSpare) ------------------------------------------------
-async def _async_conn_id(admin: redis.Redis, conn) -> int:  # noqa: ANN001
+def _async_conn_id(admin: redis.Redis, conn) -> int:  # noqa: ANN001
+    """Redis's id of the client on an asyncio connection's socket."""
     port = conn._writer.get_extra_info("sockname")[1]
     return next(int(c["id"]) for c in admin.client_list() if c["addr"].endswith(f":{port}"))
-
-
-async def _until(check, what: str, timeout: float = 5.0) -> None:  # noqa: ANN001
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def test_an_async_spare_closed_by_redis_is_replaced_before_the_next_call(redis_url: str) -> None:
@@ -255,8 +247,8 @@ def test_an_async_spare_closed_by_redis_is_replaced_before_the_next_call(redis_u
             spare = tq.run.spare.conn
             assert spare is not None
             writer = spare._writer
-            admin.client_kill_filter(_id=await _async_conn_id(admin, spare))
-            await _until(lambda: spare._reader.at_eof(), "the killed connection's EOF")
+            admin.client_kill_filter(_id=_async_conn_id(admin, spare))
+            await wait_for_async(lambda: spare._reader.at_eof(), 5, "the killed connection's EOF")
             # Without the check this call would be written to a closed connection and raise.
             job_id = await tq.enqueue_with("anything", (2,), strict=False)
             # The pool reconnected it (redis-py reuses the object): a new socket carried the call.
@@ -292,7 +284,7 @@ def test_the_async_spare_goes_back_to_the_pool_for_any_other_taker(redis_url: st
                 if not got:
                     got.append(await pool.get_connection())  # the pool's other connection
                     waiter = asyncio.ensure_future(pool.get_connection())
-                    await _until(lambda: spare.wanted, "the waiting taker's request")
+                    await wait_for_async(lambda: spare.wanted, 5, "the waiting taker's request")
                     await orig(conn)
                     got.append(await asyncio.wait_for(waiter, 5))
                     return

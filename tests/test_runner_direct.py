@@ -15,7 +15,7 @@ import redis.asyncio
 from taskqueue import AsyncTaskQueue, TaskQueue
 from taskqueue.broker import Call
 from taskqueue.runner import AsyncRunner, SyncRunner
-from taskqueue.testing import wait_for
+from taskqueue.testing import wait_for, wait_for_async
 
 pytestmark = pytest.mark.smoke
 
@@ -106,6 +106,25 @@ def test_a_pool_whose_connections_retry_goes_through_redis_py(redis_url: str) ->
         client.close()
 
 
+def test_an_async_pool_whose_connections_retry_goes_through_redis_py(redis_url: str) -> None:
+    """The asyncio twin: the first call finds the retry policy, keeps no spare from then on,
+    and its own call and the next go through the client."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    async def go() -> None:
+        client = redis.asyncio.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 2))
+        tq = AsyncTaskQueue(client=client)
+        try:
+            ids = [await tq.enqueue_with("anything", (i,), strict=False) for i in range(2)]
+            assert tq.run.pool is None and tq.run.spare.conn is None
+            assert [(await tq.status(i)).state for i in ids] == ["queued", "queued"]
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+
+
 def test_async_direct_path_survives_a_cancel_with_the_reply_on_its_way(redis_url: str) -> None:
     """A call cancelled after its command was sent: the reply it leaves behind must never be
     read as the answer to the next call (its connection is dropped, not reused)."""
@@ -121,8 +140,7 @@ def test_async_direct_path_survives_a_cancel_with_the_reply_on_its_way(redis_url
             # reply comes after the cancel.
             await admin.client_pause(300)
             call = asyncio.ensure_future(tq.run(slow))
-            while not tq.run.spare.out:  # taken: sent, or about to
-                await asyncio.sleep(0.001)
+            await wait_for_async(lambda: tq.run.spare.out, 5, "the call to take a connection")
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call

@@ -37,7 +37,25 @@ __all__ = [
     "recorded",
     "tombstone_problems",
     "wait_for",
+    "wait_for_async",
 ]
+
+
+def _poller(cond, timeout: float, what: str):  # noqa: ANN001, ANN202
+    """One poll of ``cond``: its value when truthy, else None; AssertionError past the deadline."""
+    import time
+
+    end = time.monotonic() + timeout
+
+    def poll():  # noqa: ANN202
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return None
+
+    return poll
 
 
 def wait_for(cond, timeout: float = 15.0, what: str = "condition"):  # noqa: ANN001, ANN201
@@ -46,11 +64,17 @@ def wait_for(cond, timeout: float = 15.0, what: str = "condition"):  # noqa: ANN
     with a deadline instead of sleeping."""
     import time
 
-    end = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    poll = _poller(cond, timeout, what)
+    while (value := poll()) is None:
         time.sleep(0.01)
+    return value
+
+
+async def wait_for_async(cond, timeout: float = 15.0, what: str = "condition"):  # noqa: ANN001, ANN201
+    """``wait_for`` inside an event loop: poll ``cond`` every 10 ms without blocking the loop."""
+    import asyncio
+
+    poll = _poller(cond, timeout, what)
+    while (value := poll()) is None:
+        await asyncio.sleep(0.01)
+    return value
