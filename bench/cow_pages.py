@@ -103,6 +103,9 @@ def main() -> int:
     tasks = [{"sync": tq_sync_app.incr, "async": tq_app.incr}[k] for k in args.kinds.split(",")]
     tq = TaskQueue(server.url)
     tq.enqueue_many([(t, (x,), None) for x in range(args.jobs) for t in tasks])
+    from taskqueue.connection import pin_redis_version
+
+    pin_redis_version()  # as the master does before it forks
     census = objects()
     starts = [s for s, _, _ in census]
     ready_r, ready_w = os.pipe()

@@ -32,8 +32,11 @@ class Header:
     argv_variadic_from: int | None
 
 
-def script_names() -> list[str]:
-    return sorted(p.stem for p in LUA_DIR.glob("*.lua"))
+@cache
+def script_names() -> tuple[str, ...]:
+    """Every script's name, sorted. Read once per process: a pre-fork master's workers inherit
+    the list instead of each listing the directory again."""
+    return tuple(sorted(p.stem for p in LUA_DIR.glob("*.lua")))
 
 
 def _expand(source: str, seen: set[str]) -> str:

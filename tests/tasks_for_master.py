@@ -56,3 +56,15 @@ def spin() -> None:
                 pass
         except SoftTimeLimitExceeded:
             pass
+
+
+@task(name="m.redis_version", max_retries=0)
+def redis_version() -> list:
+    """Whether this worker reuses the master's redis-py version lookup, and the version a
+    redis-py client the task opens would send."""
+    import redis
+    import redis.utils
+
+    conn = redis.Redis().connection_pool.make_connection()
+    pinned = getattr(redis.utils.get_lib_version, "_taskqueue_pinned", False)
+    return [pinned, conn.driver_info.lib_version]

@@ -1,8 +1,10 @@
 """An idle worker keeps little private memory (issue 14, step 5): its sync threads start on
-demand and exit once idle, and a worker process never imports the web stack."""
+demand and exit once idle, a worker process never imports the web stack, and it reuses the
+master's lookup of redis-py's version instead of parsing package metadata for each connection."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import random
 import re
 import threading
@@ -10,7 +12,10 @@ import time
 
 import pytest
 
+import redis.utils
+
 from taskqueue import task
+from taskqueue.connection import RedisSettings, connect, pin_redis_version
 from taskqueue.testing import wait_for
 from taskqueue.worker import processors
 
@@ -78,3 +83,34 @@ def test_a_worker_process_imports_no_web_stack(redis_url, masters) -> None:
     imported = set(re.findall(r"^import time:.*\|\s+([\w.]+)\s*$", m.log(), re.M))
     assert "taskqueue.worker.processors" in imported  # the import log was written
     assert not {i for i in imported if i.split(".")[0] in WEB_STACK}
+
+
+def test_a_pinned_redis_version_is_looked_up_once_and_still_sent(redis_url, monkeypatch) -> None:
+    pin_redis_version()
+    pin_redis_version()  # idempotent
+    assert redis.utils.get_lib_version._taskqueue_pinned  # type: ignore[attr-defined]
+    installed = importlib.metadata.version("redis")
+
+    def no_more_lookups(name: str) -> str:
+        raise AssertionError(f"metadata of {name!r} read again")
+
+    monkeypatch.setattr(redis.utils.metadata, "version", no_more_lookups)
+    client = connect(RedisSettings(redis_url), name="pinned")
+    assert client.ping()
+    conn = client.connection_pool.get_connection()
+    try:
+        assert conn.driver_info.lib_version == installed
+    finally:
+        client.connection_pool.release(conn)
+        client.close()
+
+
+@pytest.mark.slow
+def test_workers_reuse_the_masters_redis_version_lookup(redis_url, tq, masters) -> None:
+    from tests.tasks_for_master import redis_version
+
+    m = masters(redis_url, "-w", "1")
+    m.wait_workers(1)
+    job = tq.enqueue(redis_version)
+    assert tq.result(job, timeout=20) == [True, importlib.metadata.version("redis")]
+    assert m.stop() == 0

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import TaskQueue
-from ..connection import RedisSettings
+from ..connection import RedisSettings, pin_redis_version
 from .channel import Channel
 
 log = logging.getLogger("taskqueue.master")
@@ -90,8 +90,10 @@ def fork_worker(
     master_pid = os.getpid()
     handled = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
-    # Move everything imported so far out of the collector's reach: a child's garbage
-    # collections then never write to those shared pages, so they stay shared (lower USS).
+    # Pin what every worker would otherwise look up again (connection.py, duty 7), then move
+    # everything imported so far out of the collector's reach: a child's garbage collections
+    # then never write to those shared pages, so they stay shared (lower USS).
+    pin_redis_version()
     gc.freeze()
     try:
         pid = os.fork()
