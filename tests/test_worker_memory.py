@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-
 import redis.utils
 
 from taskqueue import task
