@@ -103,13 +103,12 @@ def main() -> int:
     tasks = [{"sync": tq_sync_app.incr, "async": tq_app.incr}[k] for k in args.kinds.split(",")]
     tq = TaskQueue(server.url)
     tq.enqueue_many([(t, (x,), None) for x in range(args.jobs) for t in tasks])
-    from taskqueue.connection import pin_redis_version
+    from taskqueue.master.spawn import prepare_to_share
 
-    pin_redis_version()  # as the master does before it forks
     census = objects()
     starts = [s for s, _, _ in census]
     ready_r, ready_w = os.pipe()
-    gc.freeze()
+    prepare_to_share()  # as the master does before it forks
     worker = os.fork()
     if worker == 0:
         Worker(TaskQueue(server.url), ["default"], 10).run(burst=True)

@@ -22,7 +22,7 @@ import redis.asyncio
 from .broker import Call
 from .cluster_bound import on_slot_owner
 from .connection import AsyncSparePool, SparePool, is_cluster
-from .scripts import register_all, sha, source
+from .scripts import Registered, sha, source
 
 #: Replies that mean the slot lives elsewhere now.
 MOVED = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.TryAgainError)
@@ -253,7 +253,7 @@ def retries(conn: Any) -> bool:
 class SyncRunner:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self.scripts: dict[str, Any] = register_all(client)
+        self.scripts = Registered(client)
         self.pool = direct_pool(client)
         self.checked = False  # whether the pool's connections retry (then: not direct)
         self.spare = Spare(self.pool)
@@ -359,7 +359,7 @@ class SyncRunner:
 class AsyncRunner:
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self.client = client
-        self.scripts: dict[str, Any] = register_all(client)
+        self.scripts = Registered(client)
         self.pool = direct_pool(client)
         self.checked = False  # whether the pool's connections retry (then: not direct)
         self.spare = AsyncSpare(self.pool)

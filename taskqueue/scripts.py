@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 LUA_DIR = Path(__file__).with_name("lua")
 _INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.M)
@@ -81,6 +82,26 @@ def parse_header(text: str) -> Header:
     )
 
 
-def register_all(client) -> dict[str, object]:
-    """Register every script on a redis-py client (sync or asyncio); returns name -> Script."""
-    return {name: client.register_script(source(name)) for name in script_names()}
+def compute_all() -> None:
+    """Build every script's text and SHA now (both are cached for the process). The pre-fork
+    master does so once, so that its workers share the results instead of each building
+    them."""
+    for name in script_names():
+        sha(name)
+
+
+class Registered(dict[str, Any]):
+    """Script name -> redis-py ``Script`` on one client (sync or asyncio), each registered on
+    first use. Only pipelines call ``Script`` objects (single calls send EVALSHA with
+    ``sha(name)``), and redis-py encodes and hashes a script's text again for each one it makes:
+    a runner that never pipelines a script never pays for it."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__()
+        self.client = client
+
+    def __missing__(self, name: str) -> Any:
+        if name not in script_names():
+            raise KeyError(name)
+        script = self[name] = self.client.register_script(source(name))
+        return script

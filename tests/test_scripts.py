@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+import redis
 
-from taskqueue.scripts import LUA_DIR, parse_header, script_names, source
+from taskqueue import TaskQueue
+from taskqueue.scripts import LUA_DIR, Registered, parse_header, script_names, sha, source
 
 pytestmark = pytest.mark.smoke
 
@@ -123,3 +125,17 @@ def test_no_script_can_fail_after_its_first_write(name: str) -> None:
         assert not re.search(r"'HINCRBY', (job_key|KEYS\[1\])", text), f"{where}: HINCRBY"
         for m in re.finditer(r"\berror\(|redis\.error_reply", text):
             assert m.start() < first_write, f"{where}: raises an error after its first write"
+
+
+def test_scripts_are_registered_on_a_client_only_when_a_pipeline_uses_them(redis_url) -> None:
+    tq = TaskQueue(redis_url)
+    scripts = tq.run.scripts
+    assert isinstance(scripts, Registered) and isinstance(scripts.client, redis.Redis)
+    tq.enqueue_with("t.single", strict=False)
+    assert not scripts, "a single call sends EVALSHA: no Script object made"
+    a, b = tq.broker.pause("q1"), tq.broker.resume("q2")
+    tq.run.pipeline([a, b])
+    assert sorted(scripts) == sorted({a.script, b.script})
+    assert all(s.sha == sha(name) for name, s in scripts.items())
+    with pytest.raises(KeyError):
+        scripts["no_such_script"]

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..client import TaskQueue
 from ..connection import RedisSettings, pin_redis_version
+from ..scripts import compute_all
 from .channel import Channel
 
 log = logging.getLogger("taskqueue.master")
@@ -79,6 +80,25 @@ class WorkerSpec:
                 hook()
 
 
+def prepare_to_share() -> None:
+    """Ready this process's memory to be shared with the children it forks next, so that they
+    copy fewer of its pages (a page a child writes becomes private to it; one every child
+    writes is then held once more, by the master). ``bench/cow_pages.py`` shows what is left.
+
+    1. Compute what each worker would otherwise compute or look up again: every script's text
+       and SHA (``scripts.compute_all``), redis-py's version (``connection.pin_redis_version``).
+    2. Empty CPython's method cache. Each entry holds a reference to an attribute name; a child
+       that evicted the master's entries would write to the reference counts of names it never
+       uses (~0.3 MiB of copied pages per worker).
+    3. Move everything allocated so far out of the collector's reach (``gc.freeze``): a child's
+       garbage collections then never write to those objects.
+    """
+    compute_all()
+    pin_redis_version()
+    sys._clear_type_cache()
+    gc.freeze()
+
+
 def fork_worker(
     spec: WorkerSpec, index: int, quiet: bool, close_fds: Iterable[int]
 ) -> tuple[int, Channel]:
@@ -90,11 +110,7 @@ def fork_worker(
     master_pid = os.getpid()
     handled = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
-    # Pin what every worker would otherwise look up again (connection.py, duty 7), then move
-    # everything imported so far out of the collector's reach: a child's garbage collections
-    # then never write to those shared pages, so they stay shared (lower USS).
-    pin_redis_version()
-    gc.freeze()
+    prepare_to_share()
     try:
         pid = os.fork()
     except OSError:
