@@ -103,7 +103,7 @@ def main() -> int:
     tasks = [{"sync": tq_sync_app.incr, "async": tq_app.incr}[k] for k in args.kinds.split(",")]
     tq = TaskQueue(server.url)
     tq.enqueue_many([(t, (x,), None) for x in range(args.jobs) for t in tasks])
-    from taskqueue.master.spawn import prepare_to_share
+    from taskqueue.master.share import prepare_to_share
 
     census = objects()
     starts = [s for s, _, _ in census]

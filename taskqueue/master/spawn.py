@@ -12,7 +12,6 @@ Duties:
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -23,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import TaskQueue
-from ..connection import RedisSettings, pin_redis_version
-from ..scripts import compute_all
+from ..connection import RedisSettings
 from .channel import Channel
+from .share import prepare_to_share
 
 log = logging.getLogger("taskqueue.master")
 MAX_BOOT_FAILURES = 5
@@ -78,25 +77,6 @@ class WorkerSpec:
             hook = getattr(sys.modules.get(name.split(":")[0]), BOOT_HOOK, None)
             if callable(hook):
                 hook()
-
-
-def prepare_to_share() -> None:
-    """Ready this process's memory to be shared with the children it forks next, so that they
-    copy fewer of its pages (a page a child writes becomes private to it; one every child
-    writes is then held once more, by the master). ``bench/cow_pages.py`` shows what is left.
-
-    1. Compute what each worker would otherwise compute or look up again: every script's text
-       and SHA (``scripts.compute_all``), redis-py's version (``connection.pin_redis_version``).
-    2. Empty CPython's method cache. Each entry holds a reference to an attribute name; a child
-       that evicted the master's entries would write to the reference counts of names it never
-       uses (~0.3 MiB of copied pages per worker).
-    3. Move everything allocated so far out of the collector's reach (``gc.freeze``): a child's
-       garbage collections then never write to those objects.
-    """
-    compute_all()
-    pin_redis_version()
-    sys._clear_type_cache()
-    gc.freeze()
 
 
 def fork_worker(
