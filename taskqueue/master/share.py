@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import sysconfig
 from collections.abc import Callable
 from typing import Any
 
@@ -66,9 +67,12 @@ _PLAN = [(size, _maker(size), (POOL_SIZE - POOL_HEADER) // size) for size in SIZ
 
 
 def plain_pymalloc() -> bool:
-    """Whether this interpreter allocates small objects with pymalloc, without debug hooks."""
+    """Whether this interpreter allocates small objects with pymalloc as laid out above: a
+    64-bit build with the GIL (free-threaded builds use mimalloc), no debug hooks."""
     debug = sys.flags.dev_mode or hasattr(sys, "gettotalrefcount")  # -X dev, a debug build
-    return os.environ.get("PYTHONMALLOC", "pymalloc") == "pymalloc" and not debug
+    threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    allocator = os.environ.get("PYTHONMALLOC", "pymalloc")
+    return allocator == "pymalloc" and not debug and not threaded and sys.maxsize > 2**32
 
 
 def fill_free_blocks() -> int:
@@ -102,7 +106,7 @@ def fill_free_blocks() -> int:
 
 
 def filled() -> list[Any]:
-    """The objects of the last fill (for tests)."""
+    """What the fill holds (for tests)."""
     return _filled
 
 

@@ -2,8 +2,9 @@
 
 Duties:
 1. ``WorkerSpec``: what a worker process needs, taken from the configuration at fork time.
-2. ``fork_worker``: fork with the master's signals blocked (so no signal reaches the child
-   while it still has the master's handlers), give the child its ends of two pipes and close
+2. ``fork_worker``: ready the master's memory to be shared (``share.prepare_to_share``), fork
+   with the master's signals blocked (so no signal reaches the child while it still has the
+   master's handlers), give the child its ends of two pipes and close
    the master's fds in it, run ``child.run_child`` and ``os._exit`` with its code.
 3. ``BootGuard``: exponential back-off after workers die before they report "up"; after
    ``MAX_BOOT_FAILURES`` in a row it halts spawning until a reload (HUP) resets it.
