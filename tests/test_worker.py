@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import msgpack
 import pytest
@@ -276,22 +277,30 @@ def test_delayed_jobs_run_no_earlier_than_due(client, reg, worker_factory) -> No
     assert elapsed >= 0.3
 
 
+def slot_node(client: TaskQueue) -> dict[str, Any]:
+    """On a cluster, ``target_nodes``: the node that owns the namespace's slot, which the worker
+    talks to; else nothing."""
+    r = client.redis
+    return {"target_nodes": r.get_node_from_key(client.keys.stats)} if isinstance(
+        r, redis.RedisCluster) else {}  # fmt: skip
+
+
+def blocked_in_blpop(r: Any, **on_node: Any) -> bool:
+    """Whether a client of the server (on a cluster: of ``target_nodes``) is blocked in BLPOP."""
+    return any(c.get("cmd") == "blpop" and "b" in c.get("flags", "")
+               for c in r.client_list(**on_node))  # fmt: skip
+
+
 def test_an_idle_worker_does_not_poll_redis(client, reg, worker_factory) -> None:
     """Not one command in 3 s: a worker polling even once a second would issue three."""
     r = client.redis
-    # On a cluster, the node that owns the namespace's slot is the one the worker talks to.
-    node = r.get_node_from_key(client.keys.stats) if isinstance(r, redis.RedisCluster) else None
-    on_node = {"target_nodes": node} if node else {}
+    on_node = slot_node(client)
     # The test's own reads, and the replica's acks to its primary (once a second).
     ignored = ("cmdstat_info", "cmdstat_client|list", "cmdstat_replconf")
 
     def counts() -> dict[str, int]:
         stats = r.info("commandstats", **on_node)
         return {k: v["calls"] for k, v in stats.items() if k not in ignored}
-
-    def blocked() -> bool:
-        return any(c.get("cmd") == "blpop" and "b" in c.get("flags", "")
-                   for c in r.client_list(**on_node))  # fmt: skip
 
     last: list = [None, 0.0]  # counts, and since when they have not moved
 
@@ -300,7 +309,7 @@ def test_an_idle_worker_does_not_poll_redis(client, reg, worker_factory) -> None
         if seen != last[0]:
             last[:] = [seen, now]
             return False
-        return now - last[1] >= 0.3 and blocked()
+        return now - last[1] >= 0.3 and blocked_in_blpop(r, **on_node)
 
     with worker_factory():
         wait_for(settled, 30, "the worker to settle into its blocking wait")
@@ -341,7 +350,8 @@ def test_quiet_ends_an_idle_wait_and_fetches_nothing(client, reg, worker_factory
         return 1
 
     with worker_factory() as worker:
-        time.sleep(0.3)  # settled into its blocking wait
+        r, on_node = client.redis, slot_node(client)
+        wait_for(lambda: blocked_in_blpop(r, **on_node), 30, "the worker's idle wait")
         loop = worker._loop
         assert loop is not None
         loop.call_soon_threadsafe(worker.set_quiet, True)
